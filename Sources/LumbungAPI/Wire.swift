@@ -1,0 +1,569 @@
+import Foundation
+import LumbungCore
+
+// Wire types of the Lumbung HTTP API (`/v1/…`). Responses reuse the Core model types
+// (`VM`, `Volume`, `ResourceRequest`, …) where they are already the right shape; request
+// bodies are their own structs so that optional fields stay optional and unknown fields
+// can be refused (see ``StrictJSON``). `openapi.yaml` at the repository root describes
+// the same routes, and a test keeps the two in sync.
+
+/// The body of every error response: `{"error": {"code": …, "message": …}}`.
+public struct APIErrorBody: Codable, Sendable, Hashable {
+    public var error: APIErrorDetail
+    public init(error: APIErrorDetail) { self.error = error }
+}
+
+/// A stable `code`, a sentence for people, and for refusals the numbers.
+public struct APIErrorDetail: Codable, Sendable, Hashable {
+    public var code: String
+    public var message: String
+    /// For quota/capacity refusals: the exhausted dimension (`vcpu`, `memory`, `storage:ssd`, `vms`, `volumes`).
+    public var dimension: String?
+    /// For quota/capacity refusals: what was asked, in the dimension's unit (count or bytes).
+    public var asked: Int64?
+    /// For quota/capacity refusals: what is left, in the dimension's unit (count or bytes).
+    public var left: Int64?
+
+    public init(code: String, message: String, dimension: String? = nil, asked: Int64? = nil, left: Int64? = nil) {
+        self.code = code
+        self.message = message
+        self.dimension = dimension
+        self.asked = asked
+        self.left = left
+    }
+}
+
+// MARK: - Enrollment and identity
+
+/// `GET /v1/enroll/ca`: the controller's CA, fetched before trust exists and pinned by the token's fingerprint.
+public struct CAInfo: Codable, Sendable, Hashable {
+    public var name: String
+    public var caPEM: String
+    public var fingerprint: String
+    public init(name: String, caPEM: String, fingerprint: String) {
+        self.name = name
+        self.caPEM = caPEM
+        self.fingerprint = fingerprint
+    }
+}
+
+/// `POST /v1/enroll`: a one-time token's secret and a CSR made from a key that never leaves the client.
+public struct EnrollRequest: Codable, Sendable, Hashable {
+    public var token: String
+    public var csr: String
+    public init(token: String, csr: String) {
+        self.token = token
+        self.csr = csr
+    }
+}
+
+/// `POST /v1/renew`: a CSR, authenticated by the current (still valid) certificate.
+public struct RenewRequest: Codable, Sendable, Hashable {
+    public var csr: String
+    public init(csr: String) { self.csr = csr }
+}
+
+/// The answer to enrollment and renewal.
+public struct EnrollResponse: Codable, Sendable, Hashable {
+    public var certificate: String
+    public var ca: String
+    /// `lumbung://user/budi` or `lumbung://host/node-01`.
+    public var identity: String
+    public var role: Role
+    public var opd: OPDID?
+    public var notAfter: Date
+    public var controllerName: String
+    public init(certificate: String, ca: String, identity: String, role: Role, opd: OPDID?, notAfter: Date, controllerName: String) {
+        self.certificate = certificate
+        self.ca = ca
+        self.identity = identity
+        self.role = role
+        self.opd = opd
+        self.notAfter = notAfter
+        self.controllerName = controllerName
+    }
+}
+
+/// `GET /v1/whoami`.
+public struct WhoAmI: Codable, Sendable, Hashable {
+    public var principal: String
+    public var role: Role
+    public var opd: OPDID?
+    public var certificateNotAfter: Date?
+    public init(principal: String, role: Role, opd: OPDID?, certificateNotAfter: Date?) {
+        self.principal = principal
+        self.role = role
+        self.opd = opd
+        self.certificateNotAfter = certificateNotAfter
+    }
+}
+
+// MARK: - OPDs and quota
+
+/// `POST /v1/opds`.
+public struct CreateOPDBody: Codable, Sendable, Hashable {
+    public var id: OPDID
+    public var displayName: String
+    public var quota: ResourceVector
+    public init(id: OPDID, displayName: String, quota: ResourceVector) {
+        self.id = id
+        self.displayName = displayName
+        self.quota = quota
+    }
+}
+
+/// `PUT /v1/opds/{opd}/quota`: the new quota (whole, not a delta). `force` lowers below current use (audited).
+public struct SetQuotaBody: Codable, Sendable, Hashable {
+    public var quota: ResourceVector
+    public var force: Bool?
+    public init(quota: ResourceVector, force: Bool? = nil) {
+        self.quota = quota
+        self.force = force
+    }
+}
+
+/// An OPD with its quota, what it uses and what is left.
+public struct OPDView: Codable, Sendable, Hashable {
+    public var id: OPDID
+    public var displayName: String
+    public var quota: ResourceVector
+    public var usage: ResourceVector
+    public var left: ResourceVector
+    public var createdAt: Date
+    public init(id: OPDID, displayName: String, quota: ResourceVector, usage: ResourceVector, left: ResourceVector, createdAt: Date) {
+        self.id = id
+        self.displayName = displayName
+        self.quota = quota
+        self.usage = usage
+        self.left = left
+        self.createdAt = createdAt
+    }
+}
+
+// MARK: - Hosts
+
+/// `POST /v1/hosts`: declares a host; the answer carries a one-time join token for its agent.
+public struct AddHostBody: Codable, Sendable, Hashable {
+    public var id: HostID
+    public var capacity: HostCapacity
+    public var reserved: HostCapacity?
+    public var overcommit: Overcommit?
+    public var labels: [String: String]?
+    public init(id: HostID, capacity: HostCapacity, reserved: HostCapacity? = nil, overcommit: Overcommit? = nil, labels: [String: String]? = nil) {
+        self.id = id
+        self.capacity = capacity
+        self.reserved = reserved
+        self.overcommit = overcommit
+        self.labels = labels
+    }
+}
+
+/// A host as shown to admins: declaration, reported facts, what is allocatable, allocated and free.
+public struct HostView: Codable, Sendable, Hashable {
+    public var id: HostID
+    public var state: HostState
+    /// `real` or `simulated` (the agent's driver as reported; `simulated` hosts run nothing for real); nil before the first report.
+    public var driver: String?
+    public var declared: HostCapacity
+    public var reported: HostCapacity?
+    public var reserved: HostCapacity
+    public var overcommit: Overcommit
+    public var labels: [String: String]
+    public var allocatable: ResourceVector
+    public var allocated: ResourceVector
+    public var free: ResourceVector
+    public var vms: Int
+    public var volumes: Int
+    public var lastReportAt: Date?
+    public var desiredVersion: Int64
+    /// Sentences naming where the agent's reported facts differ from the declaration (the reported facts win).
+    public var differences: [String]
+    public init(
+        id: HostID, state: HostState, driver: String?, declared: HostCapacity, reported: HostCapacity?, reserved: HostCapacity,
+        overcommit: Overcommit, labels: [String: String], allocatable: ResourceVector, allocated: ResourceVector,
+        free: ResourceVector, vms: Int, volumes: Int, lastReportAt: Date?, desiredVersion: Int64, differences: [String]
+    ) {
+        self.id = id
+        self.state = state
+        self.driver = driver
+        self.declared = declared
+        self.reported = reported
+        self.reserved = reserved
+        self.overcommit = overcommit
+        self.labels = labels
+        self.allocatable = allocatable
+        self.allocated = allocated
+        self.free = free
+        self.vms = vms
+        self.volumes = volumes
+        self.lastReportAt = lastReportAt
+        self.desiredVersion = desiredVersion
+        self.differences = differences
+    }
+}
+
+/// The answer to `POST /v1/hosts` and `POST /v1/hosts/{host}/token`.
+public struct AddHostResponse: Codable, Sendable, Hashable {
+    public var host: HostView
+    public var joinToken: String
+    public var tokenExpiresAt: Date
+    public init(host: HostView, joinToken: String, tokenExpiresAt: Date) {
+        self.host = host
+        self.joinToken = joinToken
+        self.tokenExpiresAt = tokenExpiresAt
+    }
+}
+
+// MARK: - Users
+
+/// `POST /v1/users`: adds a person; the answer carries a one-time login token.
+public struct AddUserBody: Codable, Sendable, Hashable {
+    public var name: UserID
+    public var role: Role
+    public var opd: OPDID?
+    public init(name: UserID, role: Role, opd: OPDID?) {
+        self.name = name
+        self.role = role
+        self.opd = opd
+    }
+}
+
+/// A user as listed.
+public struct UserView: Codable, Sendable, Hashable {
+    public var name: UserID
+    public var role: Role
+    public var opd: OPDID?
+    public var createdAt: Date
+    public var revokedAt: Date?
+    public init(name: UserID, role: Role, opd: OPDID?, createdAt: Date, revokedAt: Date?) {
+        self.name = name
+        self.role = role
+        self.opd = opd
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+    }
+}
+
+/// The answer to `POST /v1/users` and `POST /v1/users/{name}/token`.
+public struct AddUserResponse: Codable, Sendable, Hashable {
+    public var user: UserView
+    public var token: String
+    public var tokenExpiresAt: Date
+    public init(user: UserView, token: String, tokenExpiresAt: Date) {
+        self.user = user
+        self.token = token
+        self.tokenExpiresAt = tokenExpiresAt
+    }
+}
+
+// MARK: - VMs, volumes, requests
+
+/// A VM as asked for in `POST /v1/vms` (admin allocates directly) and in a request.
+public struct VMBody: Codable, Sendable, Hashable {
+    public var name: String
+    public var vcpu: Int
+    public var memory: ByteSize
+    public var disk: ByteSize
+    public var pool: PoolName
+    public var app: String?
+    public var image: String?
+    public var requireLabels: [String: String]?
+    public var forbidLabels: [String: String]?
+    public init(
+        name: String, vcpu: Int, memory: ByteSize, disk: ByteSize, pool: PoolName, app: String? = nil, image: String? = nil,
+        requireLabels: [String: String]? = nil, forbidLabels: [String: String]? = nil
+    ) {
+        self.name = name
+        self.vcpu = vcpu
+        self.memory = memory
+        self.disk = disk
+        self.pool = pool
+        self.app = app
+        self.image = image
+        self.requireLabels = requireLabels
+        self.forbidLabels = forbidLabels
+    }
+
+    /// The Core spec this body asks for.
+    public var spec: VMSpec {
+        VMSpec(
+            name: name, vcpu: vcpu, memory: memory, disk: disk, pool: pool, app: app, image: image,
+            requiredLabels: requireLabels ?? [:], forbiddenLabels: forbidLabels ?? [:])
+    }
+}
+
+/// `POST /v1/vms`: an admin allocates a VM to an OPD at once.
+public struct CreateVMBody: Codable, Sendable, Hashable {
+    public var opd: OPDID
+    public var vm: VMBody
+    public init(opd: OPDID, vm: VMBody) {
+        self.opd = opd
+        self.vm = vm
+    }
+}
+
+/// A volume as asked for.
+public struct VolumeBody: Codable, Sendable, Hashable {
+    public var name: String
+    public var size: ByteSize
+    public var pool: PoolName
+    public init(name: String, size: ByteSize, pool: PoolName) {
+        self.name = name
+        self.size = size
+        self.pool = pool
+    }
+
+    public var spec: VolumeSpec { VolumeSpec(name: name, size: size, pool: pool) }
+}
+
+/// `POST /v1/volumes`: an admin allocates a volume to an OPD at once.
+public struct CreateVolumeBody: Codable, Sendable, Hashable {
+    public var opd: OPDID
+    public var volume: VolumeBody
+    public init(opd: OPDID, volume: VolumeBody) {
+        self.opd = opd
+        self.volume = volume
+    }
+}
+
+/// `POST /v1/volumes/{ref}/resize`: the new size (grow only).
+public struct ResizeVolumeBody: Codable, Sendable, Hashable {
+    public var size: ByteSize
+    public init(size: ByteSize) { self.size = size }
+}
+
+/// `POST /v1/requests`: exactly one of `vm`, `volume`, `quota` (a delta, e.g. `{"vcpu": 8}`).
+/// `opd` may be omitted by OPD staff (their own OPD is used); admins must give it.
+public struct FileRequestBody: Codable, Sendable, Hashable {
+    public var opd: OPDID?
+    public var reason: String
+    public var vm: VMBody?
+    public var volume: VolumeBody?
+    public var quota: ResourceVector?
+    public init(opd: OPDID? = nil, reason: String, vm: VMBody? = nil, volume: VolumeBody? = nil, quota: ResourceVector? = nil) {
+        self.opd = opd
+        self.reason = reason
+        self.vm = vm
+        self.volume = volume
+        self.quota = quota
+    }
+}
+
+/// `POST /v1/requests/{id}/approve|reject|cancel`. A reason is required to reject.
+public struct DecisionBody: Codable, Sendable, Hashable {
+    public var reason: String?
+    public init(reason: String? = nil) { self.reason = reason }
+}
+
+// MARK: - Capacity and audit
+
+/// One host's line in the capacity report.
+public struct CapacityHostRow: Codable, Sendable, Hashable {
+    public var id: HostID
+    public var state: HostState
+    public var driver: String?
+    public var allocatable: ResourceVector
+    public var allocated: ResourceVector
+    public var free: ResourceVector
+    public init(id: HostID, state: HostState, driver: String?, allocatable: ResourceVector, allocated: ResourceVector, free: ResourceVector) {
+        self.id = id
+        self.state = state
+        self.driver = driver
+        self.allocatable = allocatable
+        self.allocated = allocated
+        self.free = free
+    }
+}
+
+/// `GET /v1/capacity`: the whole data center at a glance.
+public struct CapacityView: Codable, Sendable, Hashable {
+    public var hosts: [CapacityHostRow]
+    /// Totals over hosts that take placements (not cordoned, not unreachable).
+    public var schedulable: CapacityHostRow?
+    /// Totals over all hosts.
+    public var allocatable: ResourceVector
+    public var allocated: ResourceVector
+    public var free: ResourceVector
+    /// Sum of all OPD quotas (what was promised) next to what is allocatable.
+    public var quotaPromised: ResourceVector
+    public var opds: [OPDView]
+    public init(
+        hosts: [CapacityHostRow], schedulable: CapacityHostRow? = nil, allocatable: ResourceVector, allocated: ResourceVector,
+        free: ResourceVector, quotaPromised: ResourceVector, opds: [OPDView]
+    ) {
+        self.hosts = hosts
+        self.schedulable = schedulable
+        self.allocatable = allocatable
+        self.allocated = allocated
+        self.free = free
+        self.quotaPromised = quotaPromised
+        self.opds = opds
+    }
+}
+
+/// One audit log entry.
+public struct AuditEntryView: Codable, Sendable, Hashable {
+    public var seq: Int64
+    public var at: Date
+    public var actor: String
+    public var role: String
+    public var action: String
+    public var target: String
+    public var before: String?
+    public var after: String?
+    public var requestID: String?
+    public var hash: String
+    public init(
+        seq: Int64, at: Date, actor: String, role: String, action: String, target: String, before: String?, after: String?,
+        requestID: String?, hash: String
+    ) {
+        self.seq = seq
+        self.at = at
+        self.actor = actor
+        self.role = role
+        self.action = action
+        self.target = target
+        self.before = before
+        self.after = after
+        self.requestID = requestID
+        self.hash = hash
+    }
+}
+
+/// `GET /v1/audit/verify`.
+public struct AuditVerifyView: Codable, Sendable, Hashable {
+    public var ok: Bool
+    public var checked: Int
+    public var problem: String?
+    public var firstBadSeq: Int64?
+    public init(ok: Bool, checked: Int, problem: String?, firstBadSeq: Int64?) {
+        self.ok = ok
+        self.checked = checked
+        self.problem = problem
+        self.firstBadSeq = firstBadSeq
+    }
+}
+
+// MARK: - Agent protocol
+
+/// A VM as its host's agent should run it.
+public struct DesiredVM: Codable, Sendable, Hashable {
+    public var id: VMID
+    public var opd: OPDID
+    public var name: String
+    public var vcpu: Int
+    public var memory: ByteSize
+    public var disk: ByteSize
+    public var pool: PoolName
+    public var image: String?
+    public var power: PowerState
+    public init(id: VMID, opd: OPDID, name: String, vcpu: Int, memory: ByteSize, disk: ByteSize, pool: PoolName, image: String?, power: PowerState) {
+        self.id = id
+        self.opd = opd
+        self.name = name
+        self.vcpu = vcpu
+        self.memory = memory
+        self.disk = disk
+        self.pool = pool
+        self.image = image
+        self.power = power
+    }
+}
+
+/// A volume as its host's agent should hold it.
+public struct DesiredVolume: Codable, Sendable, Hashable {
+    public var id: VolumeID
+    public var opd: OPDID
+    public var name: String
+    public var size: ByteSize
+    public var pool: PoolName
+    public init(id: VolumeID, opd: OPDID, name: String, size: ByteSize, pool: PoolName) {
+        self.id = id
+        self.opd = opd
+        self.name = name
+        self.size = size
+        self.pool = pool
+    }
+}
+
+/// `GET /v1/agent/desired?after=N`: everything the host should run, at a version.
+/// Anything the agent holds that is not listed should be removed (volumes: retained, then purged).
+public struct DesiredState: Codable, Sendable, Hashable {
+    public var host: HostID
+    public var version: Int64
+    public var vms: [DesiredVM]
+    public var volumes: [DesiredVolume]
+    public init(host: HostID, version: Int64, vms: [DesiredVM], volumes: [DesiredVolume]) {
+        self.host = host
+        self.version = version
+        self.vms = vms
+        self.volumes = volumes
+    }
+}
+
+/// One VM in an agent report.
+public struct VMReport: Codable, Sendable, Hashable {
+    public var id: VMID
+    /// `running`, `stopped`, `absent` (deleted on the host), `error`.
+    public var state: String
+    public var cpuSeconds: Double?
+    public var memoryUsed: ByteSize?
+    public var memoryLimit: ByteSize?
+    public var diskUsed: ByteSize?
+    public var message: String?
+    public init(
+        id: VMID, state: String, cpuSeconds: Double? = nil, memoryUsed: ByteSize? = nil, memoryLimit: ByteSize? = nil,
+        diskUsed: ByteSize? = nil, message: String? = nil
+    ) {
+        self.id = id
+        self.state = state
+        self.cpuSeconds = cpuSeconds
+        self.memoryUsed = memoryUsed
+        self.memoryLimit = memoryLimit
+        self.diskUsed = diskUsed
+        self.message = message
+    }
+}
+
+/// One volume in an agent report.
+public struct VolumeReport: Codable, Sendable, Hashable {
+    public var id: VolumeID
+    /// `ready` (mounted), `absent` (deleted on the host), `error`.
+    public var state: String
+    public var size: ByteSize?
+    public var used: ByteSize?
+    public var message: String?
+    public init(id: VolumeID, state: String, size: ByteSize? = nil, used: ByteSize? = nil, message: String? = nil) {
+        self.id = id
+        self.state = state
+        self.size = size
+        self.used = used
+        self.message = message
+    }
+}
+
+/// `POST /v1/agent/report`: the heartbeat with the host's facts and what actually runs.
+public struct AgentReport: Codable, Sendable, Hashable {
+    public var host: HostID
+    /// `real` or `simulated`.
+    public var driver: String
+    /// The desired version the agent has converged to (or is working on).
+    public var appliedVersion: Int64?
+    public var facts: HostCapacity?
+    public var vms: [VMReport]
+    public var volumes: [VolumeReport]
+    public init(host: HostID, driver: String, appliedVersion: Int64? = nil, facts: HostCapacity? = nil, vms: [VMReport] = [], volumes: [VolumeReport] = []) {
+        self.host = host
+        self.driver = driver
+        self.appliedVersion = appliedVersion
+        self.facts = facts
+        self.vms = vms
+        self.volumes = volumes
+    }
+}
+
+/// The answer to a report: the host's current desired version (the agent long-polls when it differs).
+public struct ReportAck: Codable, Sendable, Hashable {
+    public var desiredVersion: Int64
+    public init(desiredVersion: Int64) { self.desiredVersion = desiredVersion }
+}

@@ -1,0 +1,210 @@
+import Foundation
+import LumbungAPI
+import LumbungCore
+import LumbungStore
+import Logging
+
+/// Who asks the ledger for a change (for authorization already done by the routes, and for the audit log).
+public struct Caller: Sendable, Hashable {
+    public var principal: Principal
+    public init(_ principal: Principal) { self.principal = principal }
+    /// The controller itself (heartbeat monitor, expiry).
+    public static let system = Caller(.user("lumbungd", role: .admin, opd: nil))
+}
+
+/// The data the ledger decides against: the data center snapshot and the requests.
+public struct LedgerState: Sendable {
+    public var dc: DataCenter
+    public var requests: [RequestID: ResourceRequest]
+    public var nextRequestID: Int64
+
+    public init(dc: DataCenter, requests: [RequestID: ResourceRequest], nextRequestID: Int64) {
+        self.dc = dc
+        self.requests = requests
+        self.nextRequestID = nextRequestID
+    }
+}
+
+/// Settings of the ledger.
+public struct LedgerSettings: Sendable {
+    public var strategy: PlacementStrategy = .binpack
+    /// How long an undecided request lives.
+    public var requestTTL: Duration = .seconds(14 * 86400)
+    /// A host without reports for this long becomes unreachable.
+    public var heartbeatTimeout: Duration = .seconds(40)
+    public init() {}
+}
+
+/// What one operation wants written, in the same transaction as every other operation of its batch.
+struct OpOutput {
+    var changes: [LedgerChange] = []
+    var audit: [AuditInput] = []
+    /// Hosts whose desired state changed (their agents' long-polls are woken after the commit).
+    var touchedHosts: Set<HostID> = []
+
+    mutating func append(_ other: OpOutput) {
+        changes += other.changes
+        audit += other.audit
+        touchedHosts.formUnion(other.touchedHosts)
+    }
+}
+
+/// The single writer of allocations.
+///
+/// Every allocation, quota change and release is decided here against the in-memory
+/// ``LedgerState`` (with the pure functions of `LumbungCore`) and then committed to the store.
+/// Calls that arrive while a commit is under way queue up and are decided and committed
+/// together in the next transaction (group commit). A caller is answered only after its
+/// transaction is durable; a refused call changes nothing. Reads see only committed state.
+///
+/// Operations follow one rule: every check (which may throw) comes before any mutation,
+/// so a refused operation leaves the state exactly as it was.
+public actor Ledger {
+    let store: Store
+    let hub: WatchHub
+    let logger: Logger
+    let now: @Sendable () -> Date
+    public let settings: LedgerSettings
+    private var state: LedgerState
+    private var committed: LedgerState
+    private var queue: [PendingOp] = []
+    private var draining = false
+
+    final class PendingOp: @unchecked Sendable {
+        let run: (inout LedgerState, Date, inout OpOutput) throws -> any Sendable
+        let resume: (Result<any Sendable, any Error>) -> Void
+        init(
+            run: @escaping (inout LedgerState, Date, inout OpOutput) throws -> any Sendable,
+            resume: @escaping (Result<any Sendable, any Error>) -> Void
+        ) {
+            self.run = run
+            self.resume = resume
+        }
+    }
+
+    /// Loads the state from the store.
+    public init(store: Store, hub: WatchHub, settings: LedgerSettings, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) throws {
+        self.store = store
+        self.hub = hub
+        self.settings = settings
+        self.logger = logger
+        self.now = now
+        let loaded = try store.loadState()
+        let live = loaded.vms.filter { $0.state != .deleted }
+        let liveVolumes = loaded.volumes.filter { $0.state != .deleted }
+        let dc = DataCenter(hosts: loaded.hosts, opds: loaded.opds, vms: live, volumes: liveVolumes)
+        var requests: [RequestID: ResourceRequest] = [:]
+        for r in loaded.requests { requests[r.id] = r }
+        let next = (requests.keys.map(\.rawValue).max() ?? 0) + 1
+        self.state = LedgerState(dc: dc, requests: requests, nextRequestID: next)
+        self.committed = self.state
+        for host in loaded.hosts { hub.publish(host.id, version: host.desiredVersion) }
+    }
+
+    /// Reads committed state.
+    public func read<T: Sendable>(_ body: (LedgerState) throws -> T) rethrows -> T {
+        try body(committed)
+    }
+
+    /// Queues an operation, and returns its result once its batch is durable.
+    func perform<T: Sendable>(_ body: @escaping (inout LedgerState, Date, inout OpOutput) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            queue.append(
+                PendingOp(
+                    run: { state, now, out in try body(&state, now, &out) },
+                    resume: { result in continuation.resume(with: result.map { $0 as! T }) }))
+            if !draining {
+                draining = true
+                Task { await self.drain() }
+            }
+        }
+    }
+
+    private func drain() async {
+        while !queue.isEmpty {
+            let batch = queue
+            queue.removeAll(keepingCapacity: true)
+            let at = now()
+            var all = OpOutput()
+            var results: [Result<any Sendable, any Error>] = []
+            results.reserveCapacity(batch.count)
+            for op in batch {
+                var out = OpOutput()
+                do {
+                    let value = try op.run(&state, at, &out)
+                    all.append(out)
+                    results.append(.success(value))
+                } catch {
+                    results.append(.failure(error))
+                }
+            }
+            if !all.changes.isEmpty || !all.audit.isEmpty {
+                do {
+                    try await store.commit(all.changes, audit: all.audit)
+                } catch {
+                    logger.error("ledger commit failed", metadata: ["error": "\(error)", "batch.size": "\(batch.count)"])
+                    state = committed
+                    let failure = APIError(.internalServerError, "commit_failed", "the change could not be saved; nothing was changed")
+                    for (op, result) in zip(batch, results) {
+                        if case .success = result { op.resume(.failure(failure)) } else { op.resume(result) }
+                    }
+                    continue
+                }
+            }
+            committed = state
+            for host in all.touchedHosts {
+                if let h = state.dc.hosts[host] { hub.publish(host, version: h.desiredVersion) } else { hub.publish(host, version: -1) }
+            }
+            for (op, result) in zip(batch, results) { op.resume(result) }
+        }
+        draining = false
+    }
+}
+
+// MARK: - Helpers used by the operations
+
+func auditJSON<T: Encodable>(_ value: T?) -> String? {
+    guard let value, let data = try? StrictJSON.encode(value) else { return nil }
+    return String(decoding: data, as: UTF8.self)
+}
+
+extension OpOutput {
+    mutating func record(
+        _ caller: Caller, _ action: String, _ target: String, before: (some Encodable)?, after: (some Encodable)?, at: Date,
+        request: RequestID? = nil
+    ) {
+        audit.append(
+            AuditInput(
+                at: at, actor: caller.principal.description, role: caller.principal.role.rawValue, action: action, target: target,
+                before: auditJSON(before), after: auditJSON(after), requestID: request.map { String($0.rawValue) }, policyHash: nil))
+    }
+}
+
+/// Random ids such as `vm-3f9a0c21`.
+func newID(_ prefix: String) -> String {
+    var g = SystemRandomNumberGenerator()
+    let n = UInt32.random(in: 0...UInt32.max, using: &g)
+    let hex = String(n, radix: 16)
+    return prefix + "-" + String(repeating: "0", count: 8 - hex.count) + hex
+}
+
+extension LedgerState {
+    /// Bumps a host's desired version (its agent must look again).
+    mutating func bumpDesired(_ host: HostID, _ out: inout OpOutput) {
+        guard var h = dc.hosts[host] else { return }
+        h.desiredVersion += 1
+        dc.upsertHost(h)
+        out.changes.append(.hostUpdated(h))
+        out.touchedHosts.insert(host)
+    }
+
+    func opd(_ id: OPDID) throws -> OPD {
+        guard let o = dc.opds[id] else { throw APIError.notFound("OPD \(id)") }
+        return o
+    }
+
+    func request(_ id: RequestID) throws -> ResourceRequest {
+        guard let r = requests[id] else { throw APIError.notFound("request \(id)") }
+        return r
+    }
+}

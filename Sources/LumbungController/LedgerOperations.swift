@@ -1,0 +1,545 @@
+import Foundation
+import LumbungAPI
+import LumbungCore
+import LumbungStore
+
+/// The ledger's operations. Each checks first (throwing changes nothing) and then applies.
+extension Ledger {
+    // MARK: OPDs
+
+    /// Creates an OPD with its quota.
+    public func createOPD(_ body: CreateOPDBody, by caller: Caller) async throws -> OPD {
+        try await perform { state, now, out in
+            do {
+                _ = try Name.validate(body.id.rawValue, what: "OPD name")
+                try validateDisplayName(body.displayName)
+                try validateQuota(body.quota)
+            } catch let error as CoreError {
+                throw APIError(error)
+            }
+            if state.dc.opds[body.id] != nil {
+                throw APIError.conflict("conflict", "OPD \(body.id) already exists")
+            }
+            let opd = OPD(id: body.id, displayName: body.displayName, quota: body.quota.normalized, createdAt: now)
+            state.dc.upsertOPD(opd)
+            out.changes.append(.opdCreated(opd))
+            out.record(caller, "opd.create", "opd:\(opd.id)", before: Optional<OPD>.none, after: opd, at: now)
+            return opd
+        }
+    }
+
+    /// Replaces an OPD's quota. Lowering below current use is refused with the numbers unless `force`.
+    public func setQuota(_ id: OPDID, quota: ResourceVector, force: Bool, by caller: Caller) async throws -> OPD {
+        try await perform { state, now, out in
+            var opd = try state.opd(id)
+            do { try validateQuota(quota) } catch let error as CoreError { throw APIError(error) }
+            if case .failure(let refusal) = state.dc.decideQuotaChange(opd: id, newQuota: quota, force: force) {
+                throw APIError(refusal)
+            }
+            let before = opd
+            opd.quota = quota.normalized
+            state.dc.upsertOPD(opd)
+            out.changes.append(.quotaChanged(id, opd.quota))
+            out.record(caller, force ? "opd.set-quota.forced" : "opd.set-quota", "opd:\(id)", before: before, after: opd, at: now)
+            return opd
+        }
+    }
+
+    // MARK: Hosts
+
+    /// Declares a host; it counts in capacity planning before its agent exists.
+    public func declareHost(_ body: AddHostBody, by caller: Caller) async throws -> Host {
+        try await perform { state, now, out in
+            do {
+                _ = try Name.validate(body.id.rawValue, what: "host name")
+                try validateCapacity(body.capacity, what: "host", requirePositive: true)
+                if let r = body.reserved { try validateCapacity(r, what: "reserved", requirePositive: false) }
+                try validateLabels(body.labels ?? [:])
+                if let o = body.overcommit { try validateOvercommit(o) }
+            } catch let error as CoreError {
+                throw APIError(error)
+            }
+            if state.dc.hosts[body.id] != nil {
+                throw APIError.conflict("conflict", "host \(body.id) already exists")
+            }
+            if let reserved = body.reserved {
+                for pool in reserved.pools.keys where body.capacity.pools[pool] == nil {
+                    throw APIError.badRequest("unknown_pool", "reserved storage names pool \(pool), which host \(body.id) does not have")
+                }
+            }
+            let host = Host(
+                id: body.id, declared: body.capacity, reserved: body.reserved ?? HostCapacity(), overcommit: body.overcommit ?? .default,
+                labels: body.labels ?? [:], connectivity: .enrolled, createdAt: now)
+            state.dc.upsertHost(host)
+            out.changes.append(.hostDeclared(host))
+            out.touchedHosts.insert(host.id)
+            out.record(caller, "host.declare", "host:\(host.id)", before: Optional<Host>.none, after: host, at: now)
+            return host
+        }
+    }
+
+    /// Cordons (no new placements) or uncordons a host.
+    public func setCordon(_ id: HostID, cordoned: Bool, by caller: Caller) async throws -> Host {
+        try await perform { state, now, out in
+            guard var host = state.dc.hosts[id] else { throw APIError.notFound("host \(id)") }
+            let before = host
+            do { try host.apply(cordoned ? .cordon : .uncordon) } catch { throw APIError(error) }
+            state.dc.upsertHost(host)
+            out.changes.append(.hostUpdated(host))
+            out.record(caller, cordoned ? "host.cordon" : "host.uncordon", "host:\(id)", before: before, after: host, at: now)
+            return host
+        }
+    }
+
+    /// Removes a host that holds nothing any more; its certificates are revoked by the caller.
+    public func removeHost(_ id: HostID, by caller: Caller) async throws -> Host {
+        try await perform { state, now, out in
+            guard let host = state.dc.hosts[id] else { throw APIError.notFound("host \(id)") }
+            let vms = state.dc.vms.values.filter { $0.host == id && $0.state != .deleted }.count
+            let volumes = state.dc.volumes.values.filter { $0.host == id && $0.state != .deleted }.count
+            if vms + volumes > 0 {
+                throw APIError.conflict(
+                    "conflict", "host \(id) still holds \(vms) VM(s) and \(volumes) volume(s); delete or move them first (cordon the host to stop new placements)")
+            }
+            do { _ = try state.dc.removeHost(id) } catch { throw APIError(error) }
+            out.changes.append(.hostRemoved(id))
+            out.touchedHosts.insert(id)
+            out.record(caller, "host.remove", "host:\(id)", before: host, after: Optional<Host>.none, at: now)
+            return host
+        }
+    }
+
+    // MARK: VMs and volumes
+
+    /// Allocates a VM to an OPD at once (admin), or as the fulfilment of a request.
+    public func allocateVM(opd: OPDID, spec: VMSpec, by caller: Caller) async throws -> VM {
+        try await perform { state, now, out in
+            try state.allocateVM(opd: opd, spec: spec, caller: caller, now: now, request: nil, out: &out, strategy: self.settings.strategy)
+        }
+    }
+
+    /// Allocates a volume to an OPD at once (admin).
+    public func allocateVolume(opd: OPDID, spec: VolumeSpec, by caller: Caller) async throws -> Volume {
+        try await perform { state, now, out in
+            try state.allocateVolume(opd: opd, spec: spec, caller: caller, now: now, request: nil, out: &out, strategy: self.settings.strategy)
+        }
+    }
+
+    /// Sets whether a VM should run.
+    public func setPower(_ id: VMID, power: PowerState, by caller: Caller) async throws -> VM {
+        try await perform { state, now, out in
+            guard var vm = state.dc.vms[id], vm.state != .deleted else { throw APIError.notFound("VM \(id)") }
+            if vm.state == .deleting {
+                throw APIError.conflict("illegal_transition", "VM \(vm.spec.name) is being deleted; it cannot be \(power == .running ? "started" : "stopped")")
+            }
+            if vm.desiredPower == power {
+                return vm
+            }
+            let before = vm
+            vm.desiredPower = power
+            state.dc.upsertVM(vm)
+            out.changes.append(.vmUpdated(vm))
+            if let host = vm.host { state.bumpDesired(host, &out) }
+            out.record(caller, power == .running ? "vm.start" : "vm.stop", "vm:\(id)", before: before, after: vm, at: now)
+            return vm
+        }
+    }
+
+    /// Starts deleting a VM: its quota returns now, its host capacity when the agent confirms.
+    public func deleteVM(_ id: VMID, by caller: Caller) async throws -> VM {
+        try await perform { state, now, out in
+            guard var vm = state.dc.vms[id], vm.state != .deleted else { throw APIError.notFound("VM \(id)") }
+            if vm.state == .deleting { return vm }
+            let before = vm
+            do { vm.state = try VMState.transition(from: vm.state, event: .delete) } catch { throw APIError(error) }
+            // A host whose agent never reported holds nothing: the VM is gone at once.
+            if let host = vm.host, let h = state.dc.hosts[host], h.connectivity == .enrolled {
+                vm.state = .deleted
+            }
+            state.dc.upsertVM(vm)
+            out.changes.append(.vmUpdated(vm))
+            if let host = vm.host { state.bumpDesired(host, &out) }
+            out.record(caller, "vm.delete", "vm:\(id)", before: before, after: vm, at: now)
+            return vm
+        }
+    }
+
+    /// Grows a volume (shrinking is refused).
+    public func resizeVolume(_ id: VolumeID, size: ByteSize, by caller: Caller) async throws -> Volume {
+        try await perform { state, now, out in
+            guard var volume = state.dc.volumes[id], volume.state != .deleted else { throw APIError.notFound("volume \(id)") }
+            if case .failure(let refusal) = state.dc.decideVolumeResize(id: id, newSize: size) { throw APIError(refusal) }
+            let before = volume
+            volume.spec.size = size
+            state.dc.upsertVolume(volume)
+            out.changes.append(.volumeUpdated(volume))
+            if let host = volume.host { state.bumpDesired(host, &out) }
+            out.record(caller, "volume.resize", "volume:\(id)", before: before, after: volume, at: now)
+            return volume
+        }
+    }
+
+    /// Starts deleting a volume; the agent keeps its data for the retention period.
+    public func deleteVolume(_ id: VolumeID, by caller: Caller) async throws -> Volume {
+        try await perform { state, now, out in
+            guard var volume = state.dc.volumes[id], volume.state != .deleted else { throw APIError.notFound("volume \(id)") }
+            if volume.state == .deleting { return volume }
+            let before = volume
+            do { volume.state = try VolumeState.transition(from: volume.state, event: .delete) } catch { throw APIError(error) }
+            if let host = volume.host, let h = state.dc.hosts[host], h.connectivity == .enrolled {
+                volume.state = .deleted
+            }
+            state.dc.upsertVolume(volume)
+            out.changes.append(.volumeUpdated(volume))
+            if let host = volume.host { state.bumpDesired(host, &out) }
+            out.record(caller, "volume.delete", "volume:\(id)", before: before, after: volume, at: now)
+            return volume
+        }
+    }
+
+    // MARK: Requests
+
+    /// Files a request for the OPD. Its shape is checked now; quota and capacity when it is approved.
+    public func fileRequest(opd: OPDID, payload: RequestPayload, reason: String, by caller: Caller) async throws -> ResourceRequest {
+        try await perform { state, now, out in
+            _ = try state.opd(opd)
+            let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !trimmed.isEmpty else { throw APIError.badRequest("invalid_reason", "a request needs a reason (--reason \"…\")") }
+            guard trimmed.count <= 2000 else { throw APIError.badRequest("invalid_reason", "the reason is longer than 2000 characters") }
+            try state.validatePayload(payload, opd: opd)
+            guard case .user(let user, _, _) = caller.principal else { throw APIError.forbidden("only people file requests") }
+            let id = RequestID(rawValue: state.nextRequestID)
+            let request = ResourceRequest(
+                id: id, opd: opd, payload: payload, reason: trimmed, requestedBy: user, state: .pending, createdAt: now,
+                expiresAt: now.addingTimeInterval(Double(self.settings.requestTTL.components.seconds)))
+            state.nextRequestID += 1
+            state.requests[id] = request
+            out.changes.append(.requestFiled(request))
+            out.record(caller, "request.file", "request:\(id)", before: Optional<ResourceRequest>.none, after: request, at: now, request: id)
+            return request
+        }
+    }
+
+    /// Approves a pending request and fulfils it in the same transaction: the VM or volume is
+    /// placed and charged, or the quota raised. If it does not fit, nothing changes and the
+    /// refusal says why.
+    public func approve(_ id: RequestID, reason: String?, by caller: Caller) async throws -> ResourceRequest {
+        try await perform { state, now, out in
+            var request = try state.request(id)
+            if request.state == .pending, request.expiresAt <= now {
+                throw APIError.conflict("request_expired", "request \(id) expired on \(iso(request.expiresAt)); file a new one")
+            }
+            var approved = request
+            do { approved.state = try RequestState.transition(from: request.state, event: .approve) } catch { throw APIError(error) }
+            let before = request
+            // Fulfil (throws before any mutation when it does not fit).
+            var result: String?
+            switch request.payload {
+            case .vm(let spec):
+                let vm = try state.allocateVM(
+                    opd: request.opd, spec: spec, caller: caller, now: now, request: id, out: &out, strategy: self.settings.strategy)
+                result = vm.id.rawValue
+            case .volume(let spec):
+                let volume = try state.allocateVolume(
+                    opd: request.opd, spec: spec, caller: caller, now: now, request: id, out: &out, strategy: self.settings.strategy)
+                result = volume.id.rawValue
+            case .quota(let delta):
+                var opd = try state.opd(request.opd)
+                let newQuota = (opd.quota + delta).normalized
+                if case .failure(let refusal) = state.dc.decideQuotaChange(opd: opd.id, newQuota: newQuota, force: false) {
+                    throw APIError(refusal)
+                }
+                let opdBefore = opd
+                opd.quota = newQuota
+                state.dc.upsertOPD(opd)
+                out.changes.append(.quotaChanged(opd.id, newQuota))
+                out.record(caller, "opd.set-quota", "opd:\(opd.id)", before: opdBefore, after: opd, at: now, request: id)
+                result = opd.id.rawValue
+            }
+            request = approved
+            do { request.state = try RequestState.transition(from: approved.state, event: .fulfil) } catch { throw APIError(error) }
+            request.decidedBy = caller.principal.description
+            request.decidedAt = now
+            request.decisionReason = reason
+            request.result = result
+            state.requests[id] = request
+            out.changes.append(.requestUpdated(request))
+            out.record(caller, "request.approve", "request:\(id)", before: before, after: request, at: now, request: id)
+            return request
+        }
+    }
+
+    /// Rejects (`reject`), withdraws (`cancel`) a pending request.
+    public func decide(_ id: RequestID, event: RequestEvent, reason: String?, by caller: Caller) async throws -> ResourceRequest {
+        try await perform { state, now, out in
+            var request = try state.request(id)
+            let before = request
+            if request.state == .pending, request.expiresAt <= now, event != .expire {
+                throw APIError.conflict("request_expired", "request \(id) expired on \(iso(request.expiresAt))")
+            }
+            do { request.state = try RequestState.transition(from: request.state, event: event) } catch { throw APIError(error) }
+            request.decidedBy = caller.principal.description
+            request.decidedAt = now
+            request.decisionReason = reason
+            state.requests[id] = request
+            out.changes.append(.requestUpdated(request))
+            out.record(caller, "request.\(event)", "request:\(id)", before: before, after: request, at: now, request: id)
+            return request
+        }
+    }
+
+    // MARK: Agents and time
+
+    /// Applies an agent's report: host facts (reported facts win; differences are audited),
+    /// connectivity, and what runs. Returns the host's desired version.
+    public func report(_ report: AgentReport, by caller: Caller) async throws -> Int64 {
+        try await perform { state, now, out in
+            guard var host = state.dc.hosts[report.host] else { throw APIError.notFound("host \(report.host)") }
+            let before = host
+            var changedHost = false
+            if let facts = report.facts, facts != host.reported {
+                host.reported = facts
+                changedHost = true
+                out.record(caller, "host.facts", "host:\(host.id)", before: before.reported, after: facts, at: now)
+            }
+            let wasReady = host.connectivity == .ready
+            do { try host.apply(.report(at: now)) } catch { throw APIError(error) }
+            if !wasReady {
+                changedHost = true
+                out.record(caller, "host.ready", "host:\(host.id)", before: before.connectivity, after: HostConnectivity.ready, at: now)
+            }
+            if host.driver != report.driver {
+                host.driver = report.driver
+                changedHost = true
+            }
+            state.dc.upsertHost(host)
+            if changedHost { out.changes.append(.hostUpdated(host)) }
+
+            for r in report.vms {
+                guard var vm = state.dc.vms[r.id], vm.host == host.id else { continue }
+                let previous = vm
+                vm.observed = Observation(
+                    state: r.state, cpuSeconds: r.cpuSeconds, memoryUsed: r.memoryUsed, memoryLimit: r.memoryLimit,
+                    diskUsed: r.diskUsed, message: r.message, at: now)
+                let event: VMEvent? =
+                    switch (r.state, vm.state) {
+                    case ("running", .scheduled), ("running", .stopped): .reportRunning
+                    case ("stopped", .scheduled), ("stopped", .running): .reportStopped
+                    case ("absent", .deleting): .reportDeleted
+                    default: nil
+                    }
+                if let event, let next = try? VMState.transition(from: vm.state, event: event) {
+                    vm.state = next
+                }
+                state.dc.upsertVM(vm)
+                if vm.state != previous.state {
+                    out.changes.append(.vmUpdated(vm))
+                    out.record(caller, "vm.\(vm.state.rawValue)", "vm:\(vm.id)", before: previous.state, after: vm.state, at: now)
+                }
+            }
+            for r in report.volumes {
+                guard var volume = state.dc.volumes[r.id], volume.host == host.id else { continue }
+                let previous = volume
+                volume.observed = Observation(state: r.state, diskUsed: r.used, message: r.message, at: now)
+                let event: VolumeEvent? =
+                    switch (r.state, volume.state) {
+                    case ("ready", .scheduled): .reportReady
+                    case ("absent", .deleting): .reportDeleted
+                    default: nil
+                    }
+                if let event, let next = try? VolumeState.transition(from: volume.state, event: event) {
+                    volume.state = next
+                }
+                state.dc.upsertVolume(volume)
+                if volume.state != previous.state {
+                    out.changes.append(.volumeUpdated(volume))
+                    out.record(caller, "volume.\(volume.state.rawValue)", "volume:\(volume.id)", before: previous.state, after: volume.state, at: now)
+                }
+            }
+            return host.desiredVersion
+        }
+    }
+
+    /// Marks hosts without reports for longer than the heartbeat timeout unreachable, and expires
+    /// requests past their time. Returns what changed, for logging.
+    @discardableResult
+    public func sweep() async throws -> (unreachable: [HostID], expired: [RequestID]) {
+        let timeout = settings.heartbeatTimeout
+        return try await perform { state, now, out in
+            var unreachable: [HostID] = []
+            var expired: [RequestID] = []
+            for host in state.dc.hosts.values where host.connectivity == .ready {
+                var h = host
+                guard h.heartbeatCheck(now: now, timeout: timeout) else { continue }
+                state.dc.upsertHost(h)
+                out.changes.append(.hostUpdated(h))
+                out.record(Caller.system, "host.unreachable", "host:\(h.id)", before: HostConnectivity.ready, after: HostConnectivity.unreachable, at: now)
+                unreachable.append(h.id)
+            }
+            for request in state.requests.values where request.state == .pending && request.expiresAt <= now {
+                var r = request
+                r.state = .expired
+                r.decidedAt = now
+                r.decidedBy = Caller.system.principal.description
+                state.requests[r.id] = r
+                out.changes.append(.requestUpdated(r))
+                out.record(Caller.system, "request.expire", "request:\(r.id)", before: request, after: r, at: now, request: r.id)
+                expired.append(r.id)
+            }
+            return (unreachable, expired)
+        }
+    }
+}
+
+func iso(_ date: Date) -> String {
+    ISO8601DateFormatter().string(from: date)
+}
+
+// MARK: - Shared decision helpers on the state
+
+extension LedgerState {
+    mutating func allocateVM(
+        opd: OPDID, spec: VMSpec, caller: Caller, now: Date, request: RequestID?, out: inout OpOutput, strategy: PlacementStrategy
+    ) throws -> VM {
+        _ = try self.opd(opd)
+        let decision: PlacementDecision
+        switch dc.decideVM(spec, opd: opd, strategy: strategy) {
+        case .success(let d): decision = d
+        case .failure(let refusal): throw APIError(refusal)
+        }
+        var id = VMID(rawValue: newID("vm"))
+        while dc.vms[id] != nil { id = VMID(rawValue: newID("vm")) }
+        let vm = VM(id: id, opd: opd, spec: spec, host: decision.host, state: .scheduled, desiredPower: .running, createdAt: now)
+        dc.upsertVM(vm)
+        out.changes.append(.vmAllocated(vm))
+        bumpDesired(decision.host, &out)
+        out.record(caller, "vm.allocate", "vm:\(id)", before: Optional<VM>.none, after: vm, at: now, request: request)
+        return vm
+    }
+
+    mutating func allocateVolume(
+        opd: OPDID, spec: VolumeSpec, caller: Caller, now: Date, request: RequestID?, out: inout OpOutput, strategy: PlacementStrategy
+    ) throws -> Volume {
+        _ = try self.opd(opd)
+        let decision: PlacementDecision
+        switch dc.decideVolume(spec, opd: opd, strategy: strategy) {
+        case .success(let d): decision = d
+        case .failure(let refusal): throw APIError(refusal)
+        }
+        var id = VolumeID(rawValue: newID("vol"))
+        while dc.volumes[id] != nil { id = VolumeID(rawValue: newID("vol")) }
+        let volume = Volume(id: id, opd: opd, spec: spec, host: decision.host, state: .scheduled, createdAt: now)
+        dc.upsertVolume(volume)
+        out.changes.append(.volumeAllocated(volume))
+        bumpDesired(decision.host, &out)
+        out.record(caller, "volume.allocate", "volume:\(id)", before: Optional<Volume>.none, after: volume, at: now, request: request)
+        return volume
+    }
+
+    /// Checks a request's shape (names, amounts, pools) without quota or capacity.
+    func validatePayload(_ payload: RequestPayload, opd: OPDID) throws {
+        do {
+            switch payload {
+            case .vm(let spec):
+                _ = try Name.validate(spec.name, what: "VM name")
+                _ = try VCPU.validate(spec.vcpu)
+                _ = try ByteSize.validate(spec.memory, what: "memory")
+                _ = try ByteSize.validate(spec.disk, what: "disk")
+                if let app = spec.app { _ = try Name.validate(app, what: "app") }
+                if let image = spec.image { _ = try Name.validate(image, what: "image") }
+                try validateLabels(spec.requiredLabels)
+                try validateLabels(spec.forbiddenLabels)
+                try checkPool(spec.pool)
+                if dc.vm(named: spec.name, in: opd) != nil {
+                    throw APIError.conflict("conflict", "OPD \(opd) already has a VM named \(spec.name)")
+                }
+            case .volume(let spec):
+                _ = try Name.validate(spec.name, what: "volume name")
+                _ = try ByteSize.validate(spec.size, what: "volume size")
+                try checkPool(spec.pool)
+                if dc.volume(named: spec.name, in: opd) != nil {
+                    throw APIError.conflict("conflict", "OPD \(opd) already has a volume named \(spec.name)")
+                }
+            case .quota(let delta):
+                if delta.normalized == .zero {
+                    throw CoreError(.invalidAmount, "a quota request must change at least one amount (e.g. --vcpu +8)")
+                }
+                for pool in delta.storage.keys { try checkPool(pool) }
+                for (pool, size) in delta.storage where size.bytes.magnitude > UInt64(ByteSize.absurd.bytes) {
+                    throw CoreError(.invalidAmount, "storage change for pool \(pool) is absurdly large")
+                }
+                if delta.vcpu.magnitude > UInt(VCPU.absurd) * 64 || delta.memory.bytes.magnitude > UInt64(ByteSize.absurd.bytes) {
+                    throw CoreError(.invalidAmount, "the quota change is absurdly large")
+                }
+            }
+        } catch let error as CoreError {
+            throw APIError(error)
+        }
+    }
+
+    func checkPool(_ pool: PoolName) throws {
+        let known = Set(dc.hosts.values.flatMap { $0.effective.pools.keys })
+        if !known.contains(pool) {
+            let list = known.sorted().map(\.rawValue).joined(separator: ", ")
+            throw APIError.badRequest("unknown_pool", "no host has a storage pool named \(pool); known pools: \(list.isEmpty ? "none" : list)")
+        }
+    }
+}
+
+func validateDisplayName(_ name: String) throws {
+    let trimmed = name.trimmingCharacters(in: .whitespaces)
+    if trimmed.isEmpty || trimmed.count > 200 || trimmed.contains(where: { $0.isNewline }) {
+        throw CoreError(.invalidName, "display name must be 1–200 characters on one line")
+    }
+}
+
+func validateQuota(_ quota: ResourceVector) throws {
+    if quota.vcpu < 0 || quota.vcpu > VCPU.absurd * 64 {
+        throw CoreError(.invalidAmount, "quota vCPU \(quota.vcpu) must be between 0 and \(VCPU.absurd * 64)")
+    }
+    if quota.memory.bytes < 0 || quota.memory > ByteSize.absurd {
+        throw CoreError(.invalidAmount, "quota memory \(quota.memory) must be between 0 and \(ByteSize.absurd)")
+    }
+    for (pool, size) in quota.storage {
+        _ = try Name.validate(pool.rawValue, what: "pool name")
+        if size.bytes < 0 || size > ByteSize.absurd {
+            throw CoreError(.invalidAmount, "quota storage for pool \(pool) (\(size)) must be between 0 and \(ByteSize.absurd)")
+        }
+    }
+    if quota.vms < 0 || quota.vms > 100_000 { throw CoreError(.invalidAmount, "quota VM count \(quota.vms) must be between 0 and 100000") }
+    if quota.volumes < 0 || quota.volumes > 100_000 {
+        throw CoreError(.invalidAmount, "quota volume count \(quota.volumes) must be between 0 and 100000")
+    }
+}
+
+func validateCapacity(_ c: HostCapacity, what: String, requirePositive: Bool) throws {
+    if c.cpus < (requirePositive ? 1 : 0) || c.cpus > VCPU.absurd {
+        throw CoreError(.invalidAmount, "\(what) CPUs \(c.cpus) must be between \(requirePositive ? 1 : 0) and \(VCPU.absurd)")
+    }
+    if c.memory.bytes < (requirePositive ? ByteSize.mib : 0) || c.memory > ByteSize.absurd {
+        throw CoreError(.invalidAmount, "\(what) memory \(c.memory) must be between \(requirePositive ? "1MiB" : "0") and \(ByteSize.absurd)")
+    }
+    for (pool, size) in c.pools {
+        _ = try Name.validate(pool.rawValue, what: "pool name")
+        if size.bytes < (requirePositive ? ByteSize.mib : 0) || size > ByteSize.absurd {
+            throw CoreError(.invalidAmount, "\(what) pool \(pool) size \(size) must be between \(requirePositive ? "1MiB" : "0") and \(ByteSize.absurd)")
+        }
+    }
+}
+
+func validateOvercommit(_ o: Overcommit) throws {
+    for (name, value) in [("cpu", o.cpu), ("memory", o.memory), ("storage", o.storage)] where !(value > 0 && value <= 64) {
+        throw CoreError(.invalidAmount, "overcommit ratio for \(name) is \(value); it must be greater than 0 and at most 64")
+    }
+}
+
+func validateLabels(_ labels: [String: String]) throws {
+    for (key, value) in labels {
+        let ok = { (s: String, max: Int) in
+            !s.isEmpty && s.count <= max && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_./".contains($0)) } && !s.contains("..")
+        }
+        if !ok(key, 63) || !(value.isEmpty || ok(value, 63)) {
+            throw CoreError(.invalidLabel, "label '\(key)=\(value)' is not accepted; keys and values use 1–63 of a–z, A–Z, 0–9, '-', '_', '.', '/' and no '..'")
+        }
+    }
+}

@@ -1,0 +1,326 @@
+import Crypto
+import Foundation
+import GRDB
+import LumbungCore
+
+/// One audit entry to append: who did what to which target, when, with before and after.
+///
+/// Appended by the store in the same transaction as the change it describes; the store
+/// assigns `seq` and the chain hashes.
+public struct AuditInput: Hashable, Sendable {
+    /// When it happened (stored with millisecond precision).
+    public var at: Date
+    /// Who: `user:budi`, `host:node-01`, `system`.
+    public var actor: String
+    /// The actor's role: `admin`, `member`, `approver`, `agent`, `system`.
+    public var role: String
+    /// What, e.g. `vm.allocate`, `quota.change`, `token.consume`.
+    public var action: String
+    /// On what, e.g. `vm:vm-3f9a0c21`, `opd:dinkes`, `host:node-01`.
+    public var target: String
+    /// The OPD the entry concerns, if any: OPD staff may read the entries of their own OPD.
+    public var opd: OPDID?
+    /// The target before the change (JSON or text), if any.
+    public var before: String?
+    /// The target after the change (JSON or text), if any.
+    public var after: String?
+    /// The request that caused the change, if any.
+    public var requestID: String?
+    /// The hash of the policy files that decided it, if any.
+    public var policyHash: String?
+
+    /// Creates an audit entry to append.
+    public init(
+        at: Date, actor: String, role: String, action: String, target: String, opd: OPDID? = nil,
+        before: String? = nil, after: String? = nil, requestID: String? = nil, policyHash: String? = nil
+    ) {
+        self.at = at
+        self.actor = actor
+        self.role = role
+        self.action = action
+        self.target = target
+        self.opd = opd
+        self.before = before
+        self.after = after
+        self.requestID = requestID
+        self.policyHash = policyHash
+    }
+}
+
+/// An entry of the audit log as stored, with its place in the hash chain.
+public struct AuditEntry: Hashable, Sendable, Codable {
+    /// Position in the log: 1, 2, 3, … without gaps.
+    public var seq: Int64
+    /// When it happened (millisecond precision).
+    public var at: Date
+    /// Who (see ``AuditInput/actor``).
+    public var actor: String
+    /// The actor's role.
+    public var role: String
+    /// What was done.
+    public var action: String
+    /// On what.
+    public var target: String
+    /// The OPD concerned, if any.
+    public var opd: OPDID?
+    /// The target before the change, if recorded.
+    public var before: String?
+    /// The target after the change, if recorded.
+    public var after: String?
+    /// The request that caused it, if any.
+    public var requestID: String?
+    /// The hash of the policy files that decided it, if any.
+    public var policyHash: String?
+    /// The hash of the previous entry (64 zeros for the first).
+    public var prevHash: String
+    /// `SHA-256(prevHash ‖ canonical form of this entry)`, lowercase hex (see ``AuditChain``).
+    public var hash: String
+
+    /// Creates an entry (the store builds these; public for tests and API mapping).
+    public init(
+        seq: Int64, at: Date, actor: String, role: String, action: String, target: String, opd: OPDID?,
+        before: String?, after: String?, requestID: String?, policyHash: String?, prevHash: String, hash: String
+    ) {
+        self.seq = seq
+        self.at = at
+        self.actor = actor
+        self.role = role
+        self.action = action
+        self.target = target
+        self.opd = opd
+        self.before = before
+        self.after = after
+        self.requestID = requestID
+        self.policyHash = policyHash
+        self.prevHash = prevHash
+        self.hash = hash
+    }
+}
+
+/// The result of ``Store/verifyAudit()``.
+public struct AuditVerification: Hashable, Sendable, Codable {
+    /// True when every entry hashes correctly, follows its predecessor, and the last one is the recorded head.
+    public var ok: Bool
+    /// How many entries were verified before a problem (all of them when `ok`).
+    public var checked: Int
+    /// What is wrong, in a sentence; nil when `ok`.
+    public var problem: String?
+    /// The first sequence number found bad (modified, missing, or not linked); nil when `ok`
+    /// or when the problem is not tied to one entry.
+    public var firstBadSeq: Int64?
+
+    /// Creates a verification result.
+    public init(ok: Bool, checked: Int, problem: String? = nil, firstBadSeq: Int64? = nil) {
+        self.ok = ok
+        self.checked = checked
+        self.problem = problem
+        self.firstBadSeq = firstBadSeq
+    }
+}
+
+/// The last entry of the audit log, recorded in the `meta` table in the same transaction as
+/// every append. Publishing it elsewhere (a log line, a backup) anchors the chain.
+public struct AuditHead: Hashable, Sendable, Codable {
+    /// The sequence number of the last entry (0 when the log is empty).
+    public var seq: Int64
+    /// The hash of the last entry (64 zeros when the log is empty).
+    public var hash: String
+
+    /// Creates a head.
+    public init(seq: Int64, hash: String) {
+        self.seq = seq
+        self.hash = hash
+    }
+}
+
+/// The hash chain of the audit log.
+///
+/// Each entry's `hash` is the lowercase hex SHA-256 of the bytes
+///
+///     prev_hash ‖ "lumbung-audit-v1;" ‖ F(seq) ‖ F(at) ‖ F(actor) ‖ F(role) ‖ F(action) ‖ F(target)
+///               ‖ F(opd) ‖ F(before) ‖ F(after) ‖ F(request_id) ‖ F(policy_hash)
+///
+/// where `prev_hash` is the previous entry's hash as 64 ASCII hex characters (64 × `0` for the
+/// first entry), and for each field `F(NULL) = "~;"` and `F(v) = n ":" v ";"` with `v` the
+/// field's UTF-8 text (`seq` and `at` as decimal integers, `at` in Unix milliseconds) and `n`
+/// the decimal count of its UTF-8 bytes. The length prefix makes the encoding unambiguous
+/// whatever the fields contain.
+///
+/// The `meta` table keeps the head (`audit_head_seq`, `audit_head_hash`), updated in the same
+/// transaction as each append, so deleting the last entries is detected too. Triggers refuse
+/// `UPDATE` and `DELETE` on `audit`; someone who drops them and rewrites both the log and the
+/// head from some entry onwards is only caught by comparing with a head published elsewhere.
+public enum AuditChain {
+    /// The `prev_hash` of the first entry.
+    public static let genesis = String(repeating: "0", count: 64)
+
+    /// The canonical bytes of an entry's fields (without `prev_hash`).
+    public static func canonical(
+        seq: Int64, atMillis: Int64, actor: String, role: String, action: String, target: String, opd: String?,
+        before: String?, after: String?, requestID: String?, policyHash: String?
+    ) -> [UInt8] {
+        var out = Array("lumbung-audit-v1;".utf8)
+        func field(_ value: String?) {
+            guard let value else {
+                out += Array("~;".utf8)
+                return
+            }
+            let bytes = Array(value.utf8)
+            out += Array("\(bytes.count):".utf8)
+            out += bytes
+            out.append(UInt8(ascii: ";"))
+        }
+        field(String(seq))
+        field(String(atMillis))
+        field(actor)
+        field(role)
+        field(action)
+        field(target)
+        field(opd)
+        field(before)
+        field(after)
+        field(requestID)
+        field(policyHash)
+        return out
+    }
+
+    /// `SHA-256(prevHash ‖ canonical)` as lowercase hex.
+    public static func hash(prevHash: String, canonical: [UInt8]) -> String {
+        var hasher = SHA256()
+        hasher.update(data: Array(prevHash.utf8))
+        hasher.update(data: canonical)
+        return hex(hasher.finalize())
+    }
+
+    static func hash(of row: AuditRow) -> String {
+        hash(
+            prevHash: row.prevHash,
+            canonical: canonical(
+                seq: row.seq, atMillis: row.at, actor: row.actor, role: row.role, action: row.action, target: row.target,
+                opd: row.opd, before: row.before, after: row.after, requestID: row.requestId, policyHash: row.policyHash))
+    }
+
+    // MARK: - Inside a transaction
+
+    static func head(_ db: Database) throws -> AuditHead? {
+        let rows = try MetaRow.filter(Column("name") == "audit_head_seq" || Column("name") == "audit_head_hash").fetchAll(db)
+        guard let seqText = rows.first(where: { $0.name == "audit_head_seq" })?.value,
+            let seq = Int64(seqText),
+            let hash = rows.first(where: { $0.name == "audit_head_hash" })?.value
+        else { return nil }
+        return AuditHead(seq: seq, hash: hash)
+    }
+
+    /// Appends entries after the current head and moves the head, in the caller's transaction.
+    static func append(_ inputs: [AuditInput], _ db: Database) throws {
+        guard !inputs.isEmpty else { return }
+        guard var head = try head(db) else {
+            throw StoreError.corrupt("no audit head in the meta table")
+        }
+        for input in inputs {
+            var row = AuditRow(
+                seq: head.seq + 1, at: Millis.from(input.at), actor: input.actor, role: input.role, action: input.action,
+                target: input.target, opd: input.opd?.rawValue, before: input.before, after: input.after,
+                requestId: input.requestID, policyHash: input.policyHash, prevHash: head.hash, hash: "")
+            row.hash = hash(of: row)
+            try row.insert(db)
+            head = AuditHead(seq: row.seq, hash: row.hash)
+        }
+        try MetaRow(name: "audit_head_seq", value: String(head.seq)).upsert(db)
+        try MetaRow(name: "audit_head_hash", value: head.hash).upsert(db)
+    }
+
+    static func verify(_ db: Database) throws -> AuditVerification {
+        var expectedSeq: Int64 = 1
+        var prevHash = genesis
+        var checked = 0
+        let cursor = try AuditRow.order(Column("seq")).fetchCursor(db)
+        while let row = try cursor.next() {
+            if row.seq != expectedSeq {
+                let problem =
+                    row.seq > expectedSeq
+                    ? (row.seq - expectedSeq == 1
+                        ? "audit entry \(expectedSeq) is missing (entry \(row.seq) follows entry \(expectedSeq - 1))"
+                        : "audit entries \(expectedSeq)–\(row.seq - 1) are missing (entry \(row.seq) follows entry \(expectedSeq - 1))")
+                    : "audit entry \(row.seq) is out of order (expected \(expectedSeq))"
+                return AuditVerification(ok: false, checked: checked, problem: problem, firstBadSeq: expectedSeq)
+            }
+            if row.prevHash != prevHash {
+                return AuditVerification(
+                    ok: false, checked: checked,
+                    problem: "audit entry \(row.seq) does not follow entry \(row.seq - 1): its prev_hash differs from that entry's hash (an entry was removed, replaced or rewritten)",
+                    firstBadSeq: row.seq)
+            }
+            if hash(of: row) != row.hash {
+                return AuditVerification(
+                    ok: false, checked: checked,
+                    problem: "audit entry \(row.seq) was modified: its content does not match its hash",
+                    firstBadSeq: row.seq)
+            }
+            prevHash = row.hash
+            expectedSeq += 1
+            checked += 1
+        }
+        let lastSeq = expectedSeq - 1
+        guard let head = try head(db) else {
+            return AuditVerification(
+                ok: false, checked: checked, problem: "the audit head is missing from the meta table", firstBadSeq: nil)
+        }
+        if head.seq > lastSeq {
+            let missing = head.seq == lastSeq + 1 ? "entry \(head.seq) was" : "entries \(lastSeq + 1)–\(head.seq) were"
+            return AuditVerification(
+                ok: false, checked: checked,
+                problem: "the audit log ends at entry \(lastSeq) but the recorded head is entry \(head.seq): \(missing) deleted",
+                firstBadSeq: lastSeq + 1)
+        }
+        if head.seq < lastSeq {
+            return AuditVerification(
+                ok: false, checked: checked,
+                problem: "the audit log has entries after the recorded head (entry \(head.seq)): entries \(head.seq + 1)–\(lastSeq) were added outside the store",
+                firstBadSeq: head.seq + 1)
+        }
+        if head.hash != prevHash {
+            return AuditVerification(
+                ok: false, checked: checked,
+                problem: "the last audit entry \(lastSeq) does not match the recorded head hash (it was replaced)",
+                firstBadSeq: lastSeq == 0 ? nil : lastSeq)
+        }
+        return AuditVerification(ok: true, checked: checked)
+    }
+}
+
+extension Store {
+    /// Audit entries in log order with `seq > after`, at most `limit` of them, optionally only
+    /// those of one OPD and/or one target.
+    public func auditEntries(after: Int64? = nil, limit: Int = 100, opd: OPDID? = nil, target: String? = nil) throws -> [AuditEntry] {
+        try read("reading the audit log") { db in
+            var query = AuditRow.order(Column("seq"))
+            if let after { query = query.filter(Column("seq") > after) }
+            if let opd { query = query.filter(Column("opd") == opd.rawValue) }
+            if let target { query = query.filter(Column("target") == target) }
+            return try query.limit(max(0, limit)).fetchAll(db).map(\.entry)
+        }
+    }
+
+    /// The last entry's sequence number and hash, as recorded in `meta`.
+    public func auditHead() throws -> AuditHead {
+        try read("reading the audit head") { db in
+            guard let head = try AuditChain.head(db) else {
+                throw StoreError.corrupt("no audit head in the meta table")
+            }
+            return head
+        }
+    }
+
+    /// Recomputes the whole chain: detects a modified field in any entry, a deleted entry in
+    /// the middle (gap or broken link), and deleted last entries (head mismatch).
+    public func verifyAudit() throws -> AuditVerification {
+        try read("verifying the audit log") { db in try AuditChain.verify(db) }
+    }
+
+    /// Appends audit entries on their own, for events that change nothing else
+    /// (e.g. a refused request worth recording).
+    public func appendAudit(_ audit: [AuditInput]) async throws {
+        try await writeAsync("appending to the audit log") { db in try AuditChain.append(audit, db) }
+    }
+}

@@ -1,0 +1,148 @@
+import Foundation
+import GRDB
+import LumbungCore
+
+/// The controller's persistent state: one SQLite file in WAL mode.
+///
+/// - Every write is one transaction, and every write appends its audit entries to the
+///   hash-chained log in that same transaction (see ``commit(_:audit:)`` and `Audit.swift`).
+/// - `PRAGMA synchronous = FULL` on the writing connection: when a write returns, the
+///   transaction is on disk and survives a power cut or `SIGKILL`.
+/// - Writes are serialized on one connection; reads run on a pool of read-only
+///   connections and see a consistent snapshot.
+/// - The synchronous methods block the calling thread for one SQLite transaction; call
+///   them from a context where that is acceptable (the ledger actor, a request handler).
+///
+/// Open it with ``init(path:)``; ``close()`` checkpoints the WAL into the main file and
+/// closes every connection (the `-wal` and `-shm` files are removed).
+public final class Store: Sendable {
+    /// The path of the SQLite file.
+    public let path: String
+    let pool: DatabasePool
+    private let closedFlag = ClosedFlag()
+
+    /// How long a write waits for a lock held by another process before failing with `busy`.
+    public static let busyTimeout: TimeInterval = 10
+
+    /// Opens the database at `path`, creating the file and its parent folder when
+    /// missing, and brings the schema up to date with the numbered migrations.
+    ///
+    /// - Throws: ``StoreError`` with code `incompatible` when the file was written by a
+    ///   newer version, `corrupt` when it is not a database, `database` for I/O failures.
+    public init(path: String) throws {
+        self.path = path
+        do {
+            let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        } catch {
+            throw StoreError(.database, "cannot create the folder of the database \(path): \(error)")
+        }
+        var config = Configuration()
+        config.label = "lumbung.store"
+        config.foreignKeysEnabled = true
+        config.busyMode = .timeout(Self.busyTimeout)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+            // DatabasePool switches the writer to `synchronous = NORMAL` when it turns WAL on
+            // (after `prepareDatabase`): put FULL back on the one connection that writes.
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+            }
+            let migrator = Schema.migrator
+            let superseded = try pool.read { db in try migrator.hasBeenSuperseded(db) }
+            if superseded {
+                try? pool.close()
+                throw StoreError(
+                    .incompatible, "the database \(path) was written by a newer version of Lumbung; upgrade lumbungd before opening it")
+            }
+            try migrator.migrate(pool)
+        } catch {
+            throw StoreError.wrap(error, doing: "opening the database \(path)")
+        }
+    }
+
+    /// Checkpoints the WAL into the main file (`checkpoint(.truncate)`), then closes every
+    /// connection. Calling it again does nothing. Any later use throws `closed`.
+    public func close() throws {
+        guard closedFlag.close() else { return }
+        var checkpointError: (any Error)?
+        do {
+            try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+        } catch {
+            checkpointError = error
+        }
+        // Close the read-only connections first: the last connection to close removes the
+        // `-wal` and `-shm` files only when it can write, i.e. when it is the writer.
+        pool.releaseMemory()
+        do {
+            try pool.close()
+        } catch {
+            throw StoreError.wrap(error, doing: "closing the database")
+        }
+        if let checkpointError {
+            throw StoreError.wrap(checkpointError, doing: "checkpointing the database before closing")
+        }
+    }
+
+    // MARK: - Transactions
+
+    private func ensureOpen(_ what: String) throws {
+        if closedFlag.isClosed {
+            throw StoreError(.closed, "\(what) failed: the store is closed")
+        }
+    }
+
+    /// One write transaction (blocking). Errors become `StoreError`s.
+    func write<T: Sendable>(_ what: String, _ body: (Database) throws -> T) throws -> T {
+        try ensureOpen(what)
+        do {
+            return try pool.write(body)
+        } catch {
+            throw StoreError.wrap(error, doing: what)
+        }
+    }
+
+    /// One write transaction (suspending, the thread is not blocked). Errors become `StoreError`s.
+    func writeAsync<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try ensureOpen(what)
+        do {
+            return try await pool.write(body)
+        } catch {
+            throw StoreError.wrap(error, doing: what)
+        }
+    }
+
+    /// One read transaction on a snapshot. Errors become `StoreError`s.
+    func read<T: Sendable>(_ what: String, _ body: (Database) throws -> T) throws -> T {
+        try ensureOpen(what)
+        do {
+            return try pool.read(body)
+        } catch {
+            throw StoreError.wrap(error, doing: what)
+        }
+    }
+}
+
+/// Set once by `close()`.
+private final class ClosedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var closed = false
+
+    var isClosed: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return closed
+    }
+
+    /// Marks closed; true the first time.
+    func close() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if closed { return false }
+        closed = true
+        return true
+    }
+}

@@ -1,0 +1,227 @@
+import ArgumentParser
+import Foundation
+import Logging
+import LumbungAPI
+import LumbungController
+import LumbungCore
+import Metrics
+import Prometheus
+import ServiceLifecycle
+
+@main
+struct Lumbungd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lumbungd",
+        abstract: "The Lumbung controller: one data center's capacity, OPD quotas and allocations.",
+        subcommands: [Init.self, Run.self, Dev.self])
+}
+
+/// `--listen ADDR:PORT`.
+struct ListenAddress: ExpressibleByArgument, Sendable {
+    var host: String
+    var port: Int
+    init?(argument: String) {
+        guard let colon = argument.lastIndex(of: ":"), let port = Int(argument[argument.index(after: colon)...]), (0...65535).contains(port)
+        else { return nil }
+        var host = String(argument[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        self.host = host.isEmpty ? "0.0.0.0" : host
+        self.port = port
+    }
+    init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+    static var defaultValueDescription: String { "0.0.0.0:7443" }
+}
+
+struct CommonRunOptions: ParsableArguments {
+    @Option(help: "Listen address (ADDR:PORT).")
+    var listen: ListenAddress = ListenAddress(host: "0.0.0.0", port: 7443)
+
+    @Option(help: "Seconds without a report before a host is unreachable.")
+    var heartbeatTimeout: Int = 40
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard heartbeatTimeout >= 1 && heartbeatTimeout <= 86400 else {
+            throw ValidationError("--heartbeat-timeout must be between 1 and 86400 seconds")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+    }
+}
+
+extension Lumbungd {
+    struct Init: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create the state directory: CA, server certificate, database, first admin token.")
+
+        @Option(help: "State directory.")
+        var state: String = "/var/lib/lumbung"
+
+        @Option(help: "Name of the data center, e.g. pemkab-wonosobo.")
+        var name: String
+
+        @Option(help: "Comma-separated DNS names and IP addresses clients use to reach the controller.")
+        var address: String
+
+        func run() async throws {
+            let addresses = address.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            do {
+                let result = try StateDirectory.initialize(directory: state, name: name, addresses: addresses)
+                print("Initialized controller \(result.identity.name) in \(state)")
+                print("CA fingerprint: \(result.caFingerprint)")
+                print("")
+                print("First admin login token (one use, expires \(ISO8601DateFormatter().string(from: result.adminTokenExpiresAt))):")
+                print("  \(result.adminToken)")
+                print("")
+                print("Next:")
+                print("  lumbungd run --state \(state)")
+                print("  lumbung login --controller https://\(addresses.first ?? "127.0.0.1"):7443 --token \(result.adminToken)")
+            } catch {
+                printError("\(error)")
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run the controller (HTTPS with mutual TLS).")
+
+        @Option(help: "State directory (made by 'lumbungd init').")
+        var state: String = "/var/lib/lumbung"
+
+        @OptionGroup var options: CommonRunOptions
+
+        func run() async throws {
+            let logger = bootstrap(options.logLevel)
+            let identity: ControllerIdentity
+            do {
+                identity = try StateDirectory.loadIdentity(StatePaths(state))
+            } catch {
+                printError("cannot read \(state): \(error); create it with: lumbungd init --state \(state) --name NAME --address HOST")
+                throw ExitCode(1)
+            }
+            var config = ControllerConfig(name: identity.name, stateDirectory: state)
+            config.host = options.listen.host
+            config.port = options.listen.port
+            config.ledger.heartbeatTimeout = .seconds(options.heartbeatTimeout)
+            try await serve(config: config, logger: logger, prepare: { _ in })
+        }
+    }
+
+    struct Dev: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Everything on one machine for a newcomer: state in a local folder, sample OPDs and hosts, admin credentials ready.")
+
+        @Option(help: "State directory for the dev controller.")
+        var state: String = "./lumbung-dev"
+
+        @OptionGroup var options: CommonRunOptions
+
+        func run() async throws {
+            let logger = bootstrap(options.logLevel)
+            let paths = StatePaths(state)
+            let fresh = !FileManager.default.fileExists(atPath: paths.database)
+            if fresh {
+                do {
+                    _ = try StateDirectory.initialize(directory: state, name: "dev", addresses: ["localhost", "127.0.0.1", "::1"])
+                } catch {
+                    printError("\(error)")
+                    throw ExitCode(1)
+                }
+            }
+            var config = ControllerConfig(name: "dev", stateDirectory: state)
+            let listen = options.listen.port == 7443 && options.listen.host == "0.0.0.0" ? ListenAddress(host: "127.0.0.1", port: 7443) : options.listen
+            config.host = listen.host
+            config.port = listen.port
+            config.ledger.heartbeatTimeout = .seconds(options.heartbeatTimeout)
+            let stateDir = URL(fileURLWithPath: state).standardizedFileURL.path
+            try await serve(config: config, logger: logger) { services in
+                if fresh { try await DevSeed.seed(services) }
+                let configPath = stateDir + "/admin/config.yaml"
+                if !FileManager.default.fileExists(atPath: configPath) {
+                    let credentials = try await services.localCredentials(for: "admin")
+                    let hostForURL = listen.host == "0.0.0.0" || listen.host == "::" ? "127.0.0.1" : listen.host
+                    _ = try ClientConfig.write(
+                        path: configPath, controller: "https://\(hostForURL.contains(":") ? "[\(hostForURL)]" : hostForURL):\(listen.port)",
+                        credentials: credentials, identity: "lumbung://user/admin")
+                }
+                print("""
+                    Lumbung dev controller on https://\(listen.host):\(listen.port) (state in \(stateDir))
+                    Sample OPDs: dinkes, disdukcapil, bappeda. Sample hosts node-01, node-02 are declared only
+                    (no agent runs them yet: VMs placed there stay 'scheduled').
+
+                    In another shell:
+                      export LUMBUNG_CONFIG=\(configPath)
+                      lumbung capacity
+                      lumbung opd list
+                      lumbung vm create --opd dinkes --name simpus-db --vcpu 4 --memory 8GiB --disk 100GiB --pool ssd --app simpus
+                      lumbung user add budi --opd dinkes --role member
+                    """)
+            }
+        }
+    }
+}
+
+enum DevSeed {
+    static func seed(_ services: ControllerServices) async throws {
+        let system = Caller.system
+        let opds: [(String, String, Int, Int64)] = [
+            ("dinkes", "Dinas Kesehatan", 32, 64), ("disdukcapil", "Dinas Kependudukan dan Pencatatan Sipil", 16, 32),
+            ("bappeda", "Badan Perencanaan Pembangunan Daerah", 8, 16),
+        ]
+        for (id, name, vcpu, memGiB) in opds {
+            _ = try await services.ledger.createOPD(
+                CreateOPDBody(
+                    id: OPDID(rawValue: id), displayName: name,
+                    quota: ResourceVector(vcpu: vcpu, memory: .gib(memGiB), storage: ["ssd": .tib(2), "hdd": .tib(4)], vms: 20, volumes: 20)),
+                by: system)
+        }
+        for (id, rack) in [("node-01", "a"), ("node-02", "b")] {
+            _ = try await services.ledger.declareHost(
+                AddHostBody(
+                    id: HostID(rawValue: id), capacity: HostCapacity(cpus: 32, memory: .gib(128), pools: ["ssd": .tib(4), "hdd": .tib(20)]),
+                    reserved: HostCapacity(cpus: 2, memory: .gib(8)), labels: ["rack": rack]),
+                by: system)
+        }
+    }
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data("error: \(text)\n".utf8))
+}
+
+func bootstrap(_ level: String) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = Logger.Level(rawValue: level) ?? .info
+        return handler
+    }
+    MetricsSystem.bootstrap(PrometheusMetricsFactory())
+    var logger = Logger(label: "lumbungd")
+    logger.logLevel = Logger.Level(rawValue: level) ?? .info
+    return logger
+}
+
+func serve(config: ControllerConfig, logger: Logger, prepare: @escaping @Sendable (ControllerServices) async throws -> Void) async throws {
+    let assembly: Controller.Assembly
+    do {
+        assembly = try Controller.assemble(config: config, logger: logger)
+    } catch {
+        printError("cannot start the controller: \(error)")
+        throw ExitCode(1)
+    }
+    do {
+        try await prepare(assembly.services)
+    } catch {
+        printError("\(error)")
+        throw ExitCode(1)
+    }
+    let group = ServiceGroup(
+        configuration: .init(services: assembly.all.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    try await group.run()
+}

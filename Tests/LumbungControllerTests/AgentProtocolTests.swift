@@ -1,0 +1,96 @@
+import Foundation
+import LumbungAPI
+import LumbungController
+import LumbungCore
+import Testing
+
+@Suite("Agent protocol: long-poll, reports, unreachable hosts")
+struct AgentProtocolTests {
+    @Test("long-poll returns at once on a new version, waits otherwise, and wakes on a change")
+    func longPoll() async throws {
+        let ctl = try await TestController.start()
+        let admin = try await ctl.adminClient()
+        _ = try await admin.client.createOPD(
+            CreateOPDBody(id: "dinkes", displayName: "Dinas Kesehatan", quota: ResourceVector(vcpu: 32, memory: .gib(64), storage: ["ssd": .tib(2)], vms: 20)))
+        let agent = try await ctl.agent("node-01", admin: admin)
+        let first = try await agent.client.desired(host: "node-01", after: nil)
+        #expect(first.vms.isEmpty)
+        // Same version: waits for the timeout (1 s) and returns the same version.
+        let started = ContinuousClock.now
+        let same = try await agent.client.desired(host: "node-01", after: first.version, timeout: .seconds(1))
+        #expect(same.version == first.version)
+        #expect(ContinuousClock.now - started >= .milliseconds(900))
+        // A change wakes a waiting long-poll well before its timeout.
+        async let woken = agent.client.desired(host: "node-01", after: first.version, timeout: .seconds(60))
+        try await Task.sleep(for: .milliseconds(200))
+        let vm = try await admin.client.createVM(CreateVMBody(opd: "dinkes", vm: VMBody(name: "db", vcpu: 2, memory: .gib(4), disk: .gib(20), pool: "ssd")))
+        let changed = try await woken
+        #expect(changed.version > first.version)
+        #expect(changed.vms.map(\.id) == [vm.id])
+        #expect(changed.vms.first?.power == .running)
+        await agent.shutdown()
+        await admin.shutdown()
+        await ctl.stop()
+    }
+
+    @Test("reports move VMs to running, facts win over the declaration, deletion completes on 'absent'")
+    func reports() async throws {
+        let ctl = try await TestController.start()
+        let admin = try await ctl.adminClient()
+        _ = try await admin.client.createOPD(
+            CreateOPDBody(id: "dinkes", displayName: "Dinas Kesehatan", quota: ResourceVector(vcpu: 32, memory: .gib(64), storage: ["ssd": .tib(2)], vms: 20)))
+        let agent = try await ctl.agent("node-01", cpus: 16, admin: admin)
+        let vm = try await admin.client.createVM(CreateVMBody(opd: "dinkes", vm: VMBody(name: "db", vcpu: 2, memory: .gib(4), disk: .gib(20), pool: "ssd")))
+        let facts = HostCapacity(cpus: 8, memory: .gib(32), pools: ["ssd": .tib(1)])
+        _ = try await agent.client.report(
+            AgentReport(host: "node-01", driver: "simulated", facts: facts, vms: [VMReport(id: vm.id, state: "running", cpuSeconds: 1.5, memoryUsed: .mib(512))]))
+        let shown = try await admin.client.vm(vm.id.rawValue)
+        #expect(shown.state == .running)
+        #expect(shown.observed?.memoryUsed == .mib(512))
+        let host = try await admin.client.host("node-01")
+        #expect(host.state == .ready)
+        #expect(host.driver == "simulated")
+        #expect(host.reported == facts)
+        #expect(host.allocatable.vcpu == 32)  // 8 reported CPUs × 4.0, not 16 × 4.0
+        #expect(host.differences.contains { $0.contains("16") && $0.contains("8") })
+        // Delete: host capacity stays held until the agent reports the VM absent.
+        _ = try await admin.client.deleteVM(vm.id.rawValue)
+        #expect(try await admin.client.host("node-01").allocated.vcpu == 2)
+        #expect(try await admin.client.quota(opd: "dinkes").usage.vcpu == 0)
+        let desired = try await agent.client.desired(host: "node-01", after: nil)
+        #expect(desired.vms.isEmpty)
+        _ = try await agent.client.report(AgentReport(host: "node-01", driver: "simulated", vms: [VMReport(id: vm.id, state: "absent")]))
+        #expect(try await admin.client.host("node-01").allocated.vcpu == 0)
+        #expect(await errorCode { try await admin.client.vm(vm.id.rawValue) } == "not_found")
+        // Reporting the same again returns nothing twice.
+        _ = try await agent.client.report(AgentReport(host: "node-01", driver: "simulated", vms: [VMReport(id: vm.id, state: "absent")]))
+        #expect(try await admin.client.host("node-01").allocated.vcpu == 0)
+        await agent.shutdown()
+        await admin.shutdown()
+        await ctl.stop()
+    }
+
+    @Test("a silent host becomes unreachable, is excluded from placement, and comes back on its next report")
+    func unreachable() async throws {
+        let ctl = try await TestController.start(heartbeatTimeout: .seconds(1), sweepInterval: .milliseconds(200))
+        let admin = try await ctl.adminClient()
+        _ = try await admin.client.createOPD(
+            CreateOPDBody(id: "dinkes", displayName: "Dinas Kesehatan", quota: ResourceVector(vcpu: 32, memory: .gib(64), storage: ["ssd": .tib(2)], vms: 20)))
+        let agent = try await ctl.agent("node-01", admin: admin)
+        _ = try await agent.client.report(AgentReport(host: "node-01", driver: "simulated"))
+        #expect(try await admin.client.host("node-01").state == .ready)
+        var state = HostState.ready
+        for _ in 0..<40 where state != .unreachable {
+            try await Task.sleep(for: .milliseconds(100))
+            state = try await admin.client.host("node-01").state
+        }
+        #expect(state == .unreachable)
+        #expect(await errorCode { try await admin.client.createVM(CreateVMBody(opd: "dinkes", vm: VMBody(name: "db", vcpu: 1, memory: .gib(1), disk: .gib(1), pool: "ssd"))) } == "no_host_fits")
+        _ = try await agent.client.report(AgentReport(host: "node-01", driver: "simulated"))
+        #expect(try await admin.client.host("node-01").state == .ready)
+        _ = try await admin.client.createVM(CreateVMBody(opd: "dinkes", vm: VMBody(name: "db", vcpu: 1, memory: .gib(1), disk: .gib(1), pool: "ssd")))
+        await agent.shutdown()
+        await admin.shutdown()
+        await ctl.stop()
+    }
+}
