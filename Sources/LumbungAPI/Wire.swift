@@ -51,9 +51,13 @@ public struct CAInfo: Codable, Sendable, Hashable {
 public struct EnrollRequest: Codable, Sendable, Hashable {
     public var token: String
     public var csr: String
-    public init(token: String, csr: String) {
+    /// What the client expects to become: `user` (the CLI) or `host` (an agent). A token of the
+    /// other kind is refused with `token_wrong_role` and stays unused.
+    public var kind: String?
+    public init(token: String, csr: String, kind: String? = nil) {
         self.token = token
         self.csr = csr
+        self.kind = kind
     }
 }
 
@@ -264,13 +268,15 @@ public struct VMBody: Codable, Sendable, Hashable {
     public var vcpu: Int
     public var memory: ByteSize
     public var disk: ByteSize
-    public var pool: PoolName
+    /// The disk's pool; when omitted the controller uses its default pool (`ssd` if any host has it,
+    /// else the only pool there is).
+    public var pool: PoolName?
     public var app: String?
     public var image: String?
     public var requireLabels: [String: String]?
     public var forbidLabels: [String: String]?
     public init(
-        name: String, vcpu: Int, memory: ByteSize, disk: ByteSize, pool: PoolName, app: String? = nil, image: String? = nil,
+        name: String, vcpu: Int, memory: ByteSize, disk: ByteSize, pool: PoolName?, app: String? = nil, image: String? = nil,
         requireLabels: [String: String]? = nil, forbidLabels: [String: String]? = nil
     ) {
         self.name = name
@@ -284,10 +290,10 @@ public struct VMBody: Codable, Sendable, Hashable {
         self.forbidLabels = forbidLabels
     }
 
-    /// The Core spec this body asks for.
-    public var spec: VMSpec {
+    /// The Core spec this body asks for, with `defaultPool` when the body names none.
+    public func spec(defaultPool: PoolName) -> VMSpec {
         VMSpec(
-            name: name, vcpu: vcpu, memory: memory, disk: disk, pool: pool, app: app, image: image,
+            name: name, vcpu: vcpu, memory: memory, disk: disk, pool: pool ?? defaultPool, app: app, image: image,
             requiredLabels: requireLabels ?? [:], forbiddenLabels: forbidLabels ?? [:])
     }
 }

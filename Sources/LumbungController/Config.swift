@@ -19,6 +19,8 @@ public struct ControllerConfig: Sendable {
     public var agentCertificateLifetime: Duration = .seconds(30 * 86400)
     /// How often the heartbeat monitor looks for silent hosts and expired requests.
     public var sweepInterval: Duration = .seconds(5)
+    /// The pool of a VM's disk when a request names none.
+    public var defaultPool: PoolName = "ssd"
     /// Ledger settings (placement strategy, request lifetime, heartbeat timeout).
     public var ledger = LedgerSettings()
 
@@ -51,6 +53,3 @@ public struct ControllerIdentity: Codable, Sendable {
         self.createdAt = createdAt
     }
 }
-
-/// Hummingbird also exports a `Host`; inside this module `Host` is always the data center's.
-public typealias Host = LumbungCore.Host

@@ -3,6 +3,7 @@ import LumbungAPI
 import LumbungCore
 import LumbungStore
 import Logging
+import Metrics
 
 /// Who asks the ledger for a change (for authorization already done by the routes, and for the audit log).
 public struct Caller: Sendable, Hashable {
@@ -69,6 +70,11 @@ public actor Ledger {
     private var committed: LedgerState
     private var queue: [PendingOp] = []
     private var draining = false
+    private let commitTimer = Timer(label: "lumbung_ledger_commit_duration_seconds", preferredDisplayUnit: .seconds)
+    private let batchSize = Recorder(label: "lumbung_ledger_batch_size")
+    private let accepted = Counter(label: "lumbung_ledger_operations_total", dimensions: [("result", "accepted")])
+    private let refused = Counter(label: "lumbung_ledger_operations_total", dimensions: [("result", "refused")])
+    private let failed = Counter(label: "lumbung_ledger_operations_total", dimensions: [("result", "failed")])
 
     final class PendingOp: @unchecked Sendable {
         let run: (inout LedgerState, Date, inout OpOutput) throws -> any Sendable
@@ -138,10 +144,14 @@ public actor Ledger {
                     results.append(.failure(error))
                 }
             }
+            batchSize.record(batch.count)
             if !all.changes.isEmpty || !all.audit.isEmpty {
+                let started = ContinuousClock.now
                 do {
                     try await store.commit(all.changes, audit: all.audit)
+                    commitTimer.recordInterval(since: started)
                 } catch {
+                    failed.increment(by: batch.count)
                     logger.error("ledger commit failed", metadata: ["error": "\(error)", "batch.size": "\(batch.count)"])
                     state = committed
                     let failure = APIError(.internalServerError, "commit_failed", "the change could not be saved; nothing was changed")
@@ -152,6 +162,9 @@ public actor Ledger {
                 }
             }
             committed = state
+            for result in results {
+                if case .success = result { accepted.increment() } else { refused.increment() }
+            }
             for host in all.touchedHosts {
                 if let h = state.dc.hosts[host] { hub.publish(host, version: h.desiredVersion) } else { hub.publish(host, version: -1) }
             }
@@ -177,6 +190,13 @@ extension OpOutput {
             AuditInput(
                 at: at, actor: caller.principal.description, role: caller.principal.role.rawValue, action: action, target: target,
                 before: auditJSON(before), after: auditJSON(after), requestID: request.map { String($0.rawValue) }, policyHash: nil))
+    }
+}
+
+extension Timer {
+    func recordInterval(since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
     }
 }
 

@@ -48,7 +48,7 @@ extension Ledger {
     // MARK: Hosts
 
     /// Declares a host; it counts in capacity planning before its agent exists.
-    public func declareHost(_ body: AddHostBody, by caller: Caller) async throws -> Host {
+    public func declareHost(_ body: AddHostBody, by caller: Caller) async throws -> LumbungCore.Host {
         try await perform { state, now, out in
             do {
                 _ = try Name.validate(body.id.rawValue, what: "host name")
@@ -73,13 +73,13 @@ extension Ledger {
             state.dc.upsertHost(host)
             out.changes.append(.hostDeclared(host))
             out.touchedHosts.insert(host.id)
-            out.record(caller, "host.declare", "host:\(host.id)", before: Optional<Host>.none, after: host, at: now)
+            out.record(caller, "host.declare", "host:\(host.id)", before: Optional<LumbungCore.Host>.none, after: host, at: now)
             return host
         }
     }
 
     /// Cordons (no new placements) or uncordons a host.
-    public func setCordon(_ id: HostID, cordoned: Bool, by caller: Caller) async throws -> Host {
+    public func setCordon(_ id: HostID, cordoned: Bool, by caller: Caller) async throws -> LumbungCore.Host {
         try await perform { state, now, out in
             guard var host = state.dc.hosts[id] else { throw APIError.notFound("host \(id)") }
             let before = host
@@ -92,7 +92,7 @@ extension Ledger {
     }
 
     /// Removes a host that holds nothing any more; its certificates are revoked by the caller.
-    public func removeHost(_ id: HostID, by caller: Caller) async throws -> Host {
+    public func removeHost(_ id: HostID, by caller: Caller) async throws -> LumbungCore.Host {
         try await perform { state, now, out in
             guard let host = state.dc.hosts[id] else { throw APIError.notFound("host \(id)") }
             let vms = state.dc.vms.values.filter { $0.host == id && $0.state != .deleted }.count
@@ -104,7 +104,7 @@ extension Ledger {
             do { _ = try state.dc.removeHost(id) } catch { throw APIError(error) }
             out.changes.append(.hostRemoved(id))
             out.touchedHosts.insert(id)
-            out.record(caller, "host.remove", "host:\(id)", before: host, after: Optional<Host>.none, at: now)
+            out.record(caller, "host.remove", "host:\(id)", before: host, after: Optional<LumbungCore.Host>.none, at: now)
             return host
         }
     }

@@ -187,7 +187,8 @@ struct Routes {
             let auth = try context.auth()
             try auth.requireAdmin()
             let body = try await decodeBody(CreateVMBody.self, request, context)
-            return try json(try await ledger.allocateVM(opd: body.opd, spec: body.vm.spec, by: auth.caller), status: .created)
+            let spec = body.vm.spec(defaultPool: try await defaultPool(body.vm.pool))
+            return try json(try await ledger.allocateVM(opd: body.opd, spec: spec, by: auth.caller), status: .created)
         }
         router.get("/v1/vms/:ref") { request, context in
             let auth = try context.auth()
@@ -208,6 +209,18 @@ struct Routes {
         }
     }
 
+    /// The pool a VM's disk uses when the caller names none: the configured default pool if
+    /// any host has it, else the only pool of the data center.
+    func defaultPool(_ given: PoolName?) async throws -> PoolName {
+        if let given { return given }
+        let preferred = services.config.defaultPool
+        let pools = await ledger.read { s in Set(s.dc.hosts.values.flatMap { $0.effective.pools.keys }) }
+        if pools.contains(preferred) { return preferred }
+        if pools.count == 1, let only = pools.first { return only }
+        let list = pools.sorted().map(\.rawValue).joined(separator: ", ")
+        throw APIError.badRequest("missing_pool", "name the disk's pool (--pool); known pools: \(list.isEmpty ? "none" : list)")
+    }
+
     func requireDeleter(_ auth: Authenticated) throws {
         guard auth.principal.role == .admin || auth.principal.role == .approver else {
             throw APIError.forbidden("deleting needs the admin role or the OPD's approver role; file a request or ask your approver")
@@ -216,18 +229,31 @@ struct Routes {
 
     /// Finds a VM by id or by name, visible to the caller (404 otherwise).
     func resolveVM(_ auth: Authenticated, _ ref: String, _ opdParam: String?) async throws -> VM {
+        try await resolve(auth, ref, opdParam, what: "VM") { s in
+            (s.dc.vms[VMID(rawValue: ref)], s.dc.vms.values.filter { $0.spec.name == ref })
+        } opd: { $0.opd } live: { $0.state != .deleted }
+    }
+
+    /// Finds an object by id, else by name within the caller's scope; several matches across
+    /// OPDs (admins without --opd) are ambiguous; invisible ones answer 404.
+    func resolve<T: Sendable>(
+        _ auth: Authenticated, _ ref: String, _ opdParam: String?, what: String,
+        candidates: @escaping @Sendable (LedgerState) -> (byID: T?, byName: [T]), opd: @escaping @Sendable (T) -> OPDID,
+        live: @escaping @Sendable (T) -> Bool
+    ) async throws -> T {
         let scope = try auth.scope(opdParam.map(OPDID.init(rawValue:)))
-        let found: [VM] = await ledger.read { s in
-            if let vm = s.dc.vms[VMID(rawValue: ref)], vm.state != .deleted { return [vm] }
-            return s.dc.vms.values.filter { $0.spec.name == ref && $0.state != .deleted && (scope == nil || $0.opd == scope) }
+        let found: [T] = await ledger.read { s in
+            let (byID, byName) = candidates(s)
+            if let byID, live(byID) { return [byID] }
+            return byName.filter(live)
         }
-        let visible = found.filter { auth.canSee($0.opd) && (scope == nil || $0.opd == scope) }
+        let visible = found.filter { auth.canSee(opd($0)) && (scope == nil || opd($0) == scope) }
         if visible.count > 1 {
-            let opds = visible.map(\.opd.rawValue).sorted().joined(separator: ", ")
-            throw APIError.conflict("ambiguous", "several OPDs have a VM named \(ref) (\(opds)); give --opd")
+            let opds = visible.map { opd($0).rawValue }.sorted().joined(separator: ", ")
+            throw APIError.conflict("ambiguous", "several OPDs have a \(what) named \(ref) (\(opds)); give --opd")
         }
-        guard let vm = visible.first else { throw APIError.notFound("VM \(ref)") }
-        return vm
+        guard let object = visible.first else { throw APIError.notFound("\(what) \(ref)") }
+        return object
     }
 
     // MARK: Volumes
@@ -268,18 +294,9 @@ struct Routes {
     }
 
     func resolveVolume(_ auth: Authenticated, _ ref: String, _ opdParam: String?) async throws -> Volume {
-        let scope = try auth.scope(opdParam.map(OPDID.init(rawValue:)))
-        let found: [Volume] = await ledger.read { s in
-            if let v = s.dc.volumes[VolumeID(rawValue: ref)], v.state != .deleted { return [v] }
-            return s.dc.volumes.values.filter { $0.spec.name == ref && $0.state != .deleted && (scope == nil || $0.opd == scope) }
-        }
-        let visible = found.filter { auth.canSee($0.opd) && (scope == nil || $0.opd == scope) }
-        if visible.count > 1 {
-            let opds = visible.map(\.opd.rawValue).sorted().joined(separator: ", ")
-            throw APIError.conflict("ambiguous", "several OPDs have a volume named \(ref) (\(opds)); give --opd")
-        }
-        guard let volume = visible.first else { throw APIError.notFound("volume \(ref)") }
-        return volume
+        try await resolve(auth, ref, opdParam, what: "volume") { s in
+            (s.dc.volumes[VolumeID(rawValue: ref)], s.dc.volumes.values.filter { $0.spec.name == ref })
+        } opd: { $0.opd } live: { $0.state != .deleted }
     }
 
     // MARK: Requests
@@ -307,8 +324,9 @@ struct Routes {
             try auth.requirePerson()
             let body = try await decodeBody(FileRequestBody.self, request, context)
             let opd = try auth.requiredScope(body.opd, what: "the request")
-            let payloads = [body.vm.map { RequestPayload.vm($0.spec) }, body.volume.map { .volume($0.spec) }, body.quota.map { .quota($0) }]
-                .compactMap { $0 }
+            var vmPayload: RequestPayload?
+            if let vm = body.vm { vmPayload = .vm(vm.spec(defaultPool: try await defaultPool(vm.pool))) }
+            let payloads = [vmPayload, body.volume.map { .volume($0.spec) }, body.quota.map { .quota($0) }].compactMap { $0 }
             guard payloads.count == 1, let payload = payloads.first else {
                 throw APIError.badRequest("invalid_request", "a request asks for exactly one of: vm, volume, quota")
             }

@@ -51,10 +51,20 @@ public final class ControllerServices: Sendable {
         var secret = body.token
         if let parsed = try? EnrollmentToken.parse(body.token) { secret = parsed.secret }
         guard !secret.isEmpty, secret.count <= 200 else { throw APIError(.unauthorized, "token_invalid", "the token is empty or malformed") }
+        let hash = EnrollmentToken.hash(secret: secret)
+        if let kind = body.kind {
+            guard kind == "user" || kind == "host" else {
+                throw APIError.badRequest("invalid_kind", "kind must be user or host, not '\(kind)'")
+            }
+            if let peek = try store.token(hash: hash), (peek.role == .agent) != (kind == "host") {
+                let actual = peek.role == .agent ? "a host join token (use it with lumbung-agent join)" : "a user login token (use it with lumbung login)"
+                throw APIError(.unauthorized, "token_wrong_role", "this is \(actual), not a \(kind) token; it was not used")
+            }
+        }
         let record: TokenRecord
         do {
             record = try store.consumeToken(
-                hash: EnrollmentToken.hash(secret: secret), expectedRole: nil, now: at,
+                hash: hash, expectedRole: nil, now: at,
                 audit: AuditInput(at: at, actor: "enrollment", role: "none", action: "token.use", target: "token"))
         } catch let error as StoreError {
             throw APIError(.unauthorized, error.code.rawValue, error.message)

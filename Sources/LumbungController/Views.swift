@@ -11,7 +11,7 @@ extension LedgerState {
             createdAt: opd.createdAt)
     }
 
-    func hostView(_ host: Host) -> HostView {
+    func hostView(_ host: LumbungCore.Host) -> HostView {
         let allocated = dc.allocated(on: host.id)
         let allocatable = host.allocatable
         return HostView(
@@ -23,7 +23,7 @@ extension LedgerState {
             lastReportAt: host.lastReportAt, desiredVersion: host.desiredVersion, differences: factDifferences(host))
     }
 
-    func factDifferences(_ host: Host) -> [String] {
+    func factDifferences(_ host: LumbungCore.Host) -> [String] {
         guard let reported = host.reported else { return [] }
         var out: [String] = []
         if reported.cpus != host.declared.cpus {

@@ -54,7 +54,7 @@ struct Login: AsyncParsableCommand {
         let key = ClientKey.generate()
         let csr = try key.makeCSR(commonName: "lumbung-cli")
         let enrolled = try await withAnonymousClient(url, caPEM: ca.caPEM) {
-            try await $0.enroll(EnrollRequest(token: token.secret, csr: csr))
+            try await $0.enroll(EnrollRequest(token: token.secret, csr: csr, kind: "user"))
         }
         let path = global.configPath
         _ = try ClientConfig.write(

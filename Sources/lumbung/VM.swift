@@ -25,8 +25,8 @@ struct VMSpecOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp("Disk size, taken from --pool, e.g. 100GiB.", valueName: "size"))
     var disk: String
 
-    @Option(help: ArgumentHelp("The storage pool of the disk, e.g. ssd.", valueName: "pool"))
-    var pool: String
+    @Option(help: ArgumentHelp("The storage pool of the disk, e.g. ssd (default: the controller's default pool).", valueName: "pool"))
+    var pool: String?
 
     @Option(help: ArgumentHelp("Application group: two VMs of one app never share a host.", valueName: "app"))
     var app: String?
@@ -52,7 +52,7 @@ struct VMSpecOptions: ParsableArguments {
             vcpu: try Input.vcpu(vcpu),
             memory: try Input.size(memory, what: "memory"),
             disk: try Input.size(disk, what: "disk"),
-            pool: PoolName(rawValue: try Input.name(pool, what: "pool name")),
+            pool: try pool.map { PoolName(rawValue: try Input.name($0, what: "pool name")) },
             app: try app.map { try Input.name($0, what: "app name") },
             image: try image.map { try Input.image($0) },
             requireLabels: require.isEmpty ? nil : require,

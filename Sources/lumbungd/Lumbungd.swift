@@ -45,9 +45,27 @@ struct CommonRunOptions: ParsableArguments {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: "Placement strategy: binpack (fill hosts before using the next) or spread.")
+    var strategy: String = "binpack"
+
+    @Option(help: "Days an undecided request lives before it expires.")
+    var requestTTLDays: Int = 14
+
+    func apply(to config: inout ControllerConfig) {
+        config.ledger.heartbeatTimeout = .seconds(heartbeatTimeout)
+        config.ledger.strategy = PlacementStrategy(rawValue: strategy) ?? .binpack
+        config.ledger.requestTTL = .seconds(requestTTLDays * 86400)
+    }
+
     func validate() throws {
         guard heartbeatTimeout >= 1 && heartbeatTimeout <= 86400 else {
             throw ValidationError("--heartbeat-timeout must be between 1 and 86400 seconds")
+        }
+        guard PlacementStrategy(rawValue: strategy) != nil else {
+            throw ValidationError("--strategy must be binpack or spread")
+        }
+        guard requestTTLDays >= 1 && requestTTLDays <= 3650 else {
+            throw ValidationError("--request-ttl-days must be between 1 and 3650")
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -108,7 +126,7 @@ extension Lumbungd {
             var config = ControllerConfig(name: identity.name, stateDirectory: state)
             config.host = options.listen.host
             config.port = options.listen.port
-            config.ledger.heartbeatTimeout = .seconds(options.heartbeatTimeout)
+            options.apply(to: &config)
             try await serve(config: config, logger: logger, prepare: { _ in })
         }
     }
@@ -138,7 +156,7 @@ extension Lumbungd {
             let listen = options.listen.port == 7443 && options.listen.host == "0.0.0.0" ? ListenAddress(host: "127.0.0.1", port: 7443) : options.listen
             config.host = listen.host
             config.port = listen.port
-            config.ledger.heartbeatTimeout = .seconds(options.heartbeatTimeout)
+            options.apply(to: &config)
             let stateDir = URL(fileURLWithPath: state).standardizedFileURL.path
             try await serve(config: config, logger: logger) { services in
                 if fresh { try await DevSeed.seed(services) }
@@ -150,7 +168,7 @@ extension Lumbungd {
                         path: configPath, controller: "https://\(hostForURL.contains(":") ? "[\(hostForURL)]" : hostForURL):\(listen.port)",
                         credentials: credentials, identity: "lumbung://user/admin")
                 }
-                print("""
+                say("""
                     Lumbung dev controller on https://\(listen.host):\(listen.port) (state in \(stateDir))
                     Sample OPDs: dinkes, disdukcapil, bappeda. Sample hosts node-01, node-02 are declared only
                     (no agent runs them yet: VMs placed there stay 'scheduled').
@@ -189,6 +207,11 @@ enum DevSeed {
                 by: system)
         }
     }
+}
+
+/// Writes a line to standard output at once (stdout is block-buffered when redirected).
+func say(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }
 
 func printError(_ text: String) {

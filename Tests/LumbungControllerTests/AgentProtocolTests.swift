@@ -72,20 +72,28 @@ struct AgentProtocolTests {
 
     @Test("a silent host becomes unreachable, is excluded from placement, and comes back on its next report")
     func unreachable() async throws {
-        let ctl = try await TestController.start(heartbeatTimeout: .seconds(1), sweepInterval: .milliseconds(200))
+        let clock = ManualClock()
+        // The sweeper runs often in real time; the controller's notion of time moves only by hand.
+        let ctl = try await TestController.start(heartbeatTimeout: .seconds(40), sweepInterval: .milliseconds(50), clock: clock)
         let admin = try await ctl.adminClient()
         _ = try await admin.client.createOPD(
             CreateOPDBody(id: "dinkes", displayName: "Dinas Kesehatan", quota: ResourceVector(vcpu: 32, memory: .gib(64), storage: ["ssd": .tib(2)], vms: 20)))
         let agent = try await ctl.agent("node-01", admin: admin)
         _ = try await agent.client.report(AgentReport(host: "node-01", driver: "simulated"))
         #expect(try await admin.client.host("node-01").state == .ready)
+        clock.advance(39)
+        try await ctl.services.ledger.sweep()
+        #expect(try await admin.client.host("node-01").state == .ready, "39 s of silence is within the 40 s timeout")
+        clock.advance(2)
         var state = HostState.ready
-        for _ in 0..<40 where state != .unreachable {
-            try await Task.sleep(for: .milliseconds(100))
+        for _ in 0..<100 where state != .unreachable {
+            try await Task.sleep(for: .milliseconds(20))
             state = try await admin.client.host("node-01").state
         }
-        #expect(state == .unreachable)
+        #expect(state == .unreachable, "the sweeper marks it without help")
         #expect(await errorCode { try await admin.client.createVM(CreateVMBody(opd: "dinkes", vm: VMBody(name: "db", vcpu: 1, memory: .gib(1), disk: .gib(1), pool: "ssd"))) } == "no_host_fits")
+        let audit = try await admin.client.audit(limit: 1000)
+        #expect(audit.contains { $0.action == "host.unreachable" && $0.target == "host:node-01" })
         _ = try await agent.client.report(AgentReport(host: "node-01", driver: "simulated"))
         #expect(try await admin.client.host("node-01").state == .ready)
         _ = try await admin.client.createVM(CreateVMBody(opd: "dinkes", vm: VMBody(name: "db", vcpu: 1, memory: .gib(1), disk: .gib(1), pool: "ssd")))

@@ -83,6 +83,14 @@ struct BadInputTests {
         #expect(await errorCode { try await ctl.enroll(token: added.token) } == "token_used")
         let bogus = EnrollmentToken.generate(caFingerprint: ctl.services.ca.fingerprint)
         #expect(await errorCode { try await ctl.enroll(token: bogus.encoded) } == "token_invalid")
+        // A host join token presented as a user login is refused and stays usable for the host.
+        let host = try await admin.client.addHost(AddHostBody(id: "node-02", capacity: HostCapacity(cpus: 8, memory: .gib(16), pools: ["ssd": .tib(1)])))
+        #expect(await errorCode { try await ctl.enroll(token: host.joinToken, kind: "user") } == "token_wrong_role")
+        let userToken = try await admin.client.addUser(AddUserBody(name: "ani", role: .approver, opd: "dinkes"))
+        #expect(await errorCode { try await ctl.enroll(token: userToken.token, kind: "host") } == "token_wrong_role")
+        let agent = try await ctl.enroll(token: host.joinToken, kind: "host")
+        #expect(try await agent.client.whoami().principal == "host:node-02")
+        _ = try await ctl.enroll(token: userToken.token, kind: "user")
         // The first admin token still works once, then never again.
         _ = try await ctl.enroll(token: ctl.adminToken)
         #expect(await errorCode { try await ctl.enroll(token: ctl.adminToken) } == "token_used")
@@ -104,7 +112,8 @@ struct BadInputTests {
 
     @Test("approving a decided or expired request is refused")
     func decidedRequests() async throws {
-        let ctl = try await TestController.start(configure: { $0.ledger.requestTTL = .seconds(1) })
+        let clock = ManualClock()
+        let ctl = try await TestController.start(sweepInterval: .seconds(3600), clock: clock, configure: { $0.ledger.requestTTL = .seconds(60) })
         let admin = try await ctl.adminClient()
         _ = try await admin.client.createOPD(
             CreateOPDBody(id: "dinkes", displayName: "Dinas Kesehatan", quota: ResourceVector(vcpu: 32, memory: .gib(64), storage: ["ssd": .tib(2)], vms: 20)))
@@ -113,8 +122,12 @@ struct BadInputTests {
         _ = try await admin.client.reject(r.id, reason: "no")
         #expect(await errorCode { try await admin.client.approve(r.id) } == "illegal_transition")
         let late = try await admin.client.fileRequest(FileRequestBody(opd: "dinkes", reason: "x", quota: ResourceVector(vcpu: 1)))
-        try await Task.sleep(for: .milliseconds(1500))
+        clock.advance(61)
         #expect(await errorCode { try await admin.client.approve(late.id) } == "request_expired")
+        // The sweeper then records it as expired, with an audit entry.
+        let swept = try await ctl.services.ledger.sweep()
+        #expect(swept.expired == [late.id])
+        #expect(try await admin.client.request(late.id).state == .expired)
         #expect(await errorCode { try await admin.client.reject(r.id, reason: "") } == "invalid_reason")
         #expect(try await admin.client.quota(opd: "dinkes").quota.vcpu == 32)
         await admin.shutdown()

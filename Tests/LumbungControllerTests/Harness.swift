@@ -22,7 +22,7 @@ final class TestController: @unchecked Sendable {
 
     static func start(
         heartbeatTimeout: Duration = .seconds(40), sweepInterval: Duration = .seconds(5), directory: String? = nil,
-        configure: (inout ControllerConfig) -> Void = { _ in }
+        clock: ManualClock? = nil, configure: (inout ControllerConfig) -> Void = { _ in }
     ) async throws -> TestController {
         let dir = directory ?? makeTempDirectory("lumbung-ctl")
         var adminToken = ""
@@ -39,7 +39,9 @@ final class TestController: @unchecked Sendable {
         var logger = Logger(label: "test.lumbungd")
         logger.logLevel = .warning
         let (stream, continuation) = AsyncStream<Int>.makeStream()
-        let assembly = try Controller.assemble(config: config, logger: logger, onListening: { port in continuation.yield(port) })
+        var now: @Sendable () -> Date = { Date() }
+        if let clock { now = { clock.now } }
+        let assembly = try Controller.assemble(config: config, logger: logger, now: now, onListening: { port in continuation.yield(port) })
         let group = ServiceGroup(services: assembly.all, logger: logger)
         let task = Task { try await group.run() }
         var port = 0
@@ -71,13 +73,13 @@ final class TestController: @unchecked Sendable {
     }
 
     /// Enrolls with a one-time token over the API, like `lumbung login` does.
-    func enroll(token: String) async throws -> TestClient {
+    func enroll(token: String, kind: String? = nil) async throws -> TestClient {
         let parsed = try EnrollmentToken.parse(token)
         let key = ClientKey.generate()
         let csr = try key.makeCSR(commonName: "test")
         let bootstrap = try LumbungClient(baseURL: baseURL, caPEM: caPEM)
         defer { Task { try? await bootstrap.shutdown() } }
-        let response = try await bootstrap.enroll(EnrollRequest(token: parsed.secret, csr: csr))
+        let response = try await bootstrap.enroll(EnrollRequest(token: parsed.secret, csr: csr, kind: kind))
         let creds = ClientCredentials(certificatePEM: response.certificate, privateKeyPEM: key.privateKeyPEM, caPEM: response.ca)
         return TestClient(client: try LumbungClient(baseURL: baseURL, credentials: creds), credentials: creds)
     }
@@ -130,4 +132,12 @@ func apiError<T: Sendable>(_ body: () async throws -> T) async -> (status: Int, 
         guard let api = error as? APIClientError, case .api(let status, let detail) = api else { return nil }
         return (status, detail)
     }
+}
+
+/// A clock the test moves by hand; the controller reads it wherever it needs "now".
+final class ManualClock: @unchecked Sendable {
+    private let lock = NSLock()
+    private var current = Date()
+    var now: Date { lock.withLock { current } }
+    func advance(_ seconds: TimeInterval) { lock.withLock { current = current.addingTimeInterval(seconds) } }
 }
