@@ -88,6 +88,16 @@ let package = Package(
             exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "LumbungAgent",
+            dependencies: [
+                "LumbungCore", "LumbungAPI",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "lumbungd",
             dependencies: [
@@ -121,6 +131,11 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "LumbungAgentTests",
+            dependencies: ["LumbungAgent", "LumbungCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "LumbungCoreTests", dependencies: ["LumbungCore"], swiftSettings: swiftSettings),
