@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "lumbungd", targets: ["lumbungd"]),
         .executable(name: "lumbung", targets: ["lumbung"]),
+        .executable(name: "lumbung-agent", targets: ["lumbung-agent"]),
         .executable(name: "lumbung-bench", targets: ["lumbung-bench"]),
     ],
     dependencies: [
@@ -91,9 +92,26 @@ let package = Package(
         .target(
             name: "LumbungAgent",
             dependencies: [
-                "LumbungCore", "LumbungAPI",
+                "LumbungCore", "LumbungAPI", "LumbungPKI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            exclude: ["README.md", "QEMU"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "lumbung-agent",
+            dependencies: [
+                "LumbungAgent", "LumbungCore", "LumbungAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             exclude: ["README.md"],
             swiftSettings: swiftSettings
@@ -101,7 +119,7 @@ let package = Package(
         .executableTarget(
             name: "lumbungd",
             dependencies: [
-                "LumbungController", "LumbungCore", "LumbungStore", "LumbungPKI", "LumbungAPI",
+                "LumbungController", "LumbungAgent", "LumbungCore", "LumbungStore", "LumbungPKI", "LumbungAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -136,6 +154,10 @@ let package = Package(
         .testTarget(
             name: "LumbungAgentTests",
             dependencies: ["LumbungAgent", "LumbungCore", .product(name: "Logging", package: "swift-log")],
+            sources: [
+                "CgroupTestSupport.swift", "CgroupV1FakeTests.swift", "CgroupV1RealTests.swift", "CgroupV2FakeTests.swift",
+                "VolumeTestSupport.swift", "VolumeFakeTests.swift", "VolumeRealTests.swift",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "LumbungCoreTests", dependencies: ["LumbungCore"], swiftSettings: swiftSettings),
@@ -157,7 +179,7 @@ let package = Package(
         .testTarget(
             name: "LumbungControllerTests",
             dependencies: [
-                "LumbungController", "LumbungCore", "LumbungStore", "LumbungPKI", "LumbungAPI",
+                "LumbungController", "LumbungAgent", "LumbungCore", "LumbungStore", "LumbungPKI", "LumbungAPI",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),

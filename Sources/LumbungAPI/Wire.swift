@@ -558,13 +558,20 @@ public struct AgentReport: Codable, Sendable, Hashable {
     public var facts: HostCapacity?
     public var vms: [VMReport]
     public var volumes: [VolumeReport]
-    public init(host: HostID, driver: String, appliedVersion: Int64? = nil, facts: HostCapacity? = nil, vms: [VMReport] = [], volumes: [VolumeReport] = []) {
+    /// True when `vms` and `volumes` list everything on the host: a VM or volume being deleted
+    /// that is not listed is then gone, and its host capacity is released.
+    public var complete: Bool?
+    public init(
+        host: HostID, driver: String, appliedVersion: Int64? = nil, facts: HostCapacity? = nil, vms: [VMReport] = [],
+        volumes: [VolumeReport] = [], complete: Bool? = nil
+    ) {
         self.host = host
         self.driver = driver
         self.appliedVersion = appliedVersion
         self.facts = facts
         self.vms = vms
         self.volumes = volumes
+        self.complete = complete
     }
 }
 

@@ -356,6 +356,29 @@ extension Ledger {
                     out.record(caller, "volume.\(volume.state.rawValue)", "volume:\(volume.id)", before: previous.state, after: volume.state, at: now)
                 }
             }
+            if report.complete == true {
+                // A complete inventory: what is being deleted and no longer listed is gone.
+                let listedVMs = Set(report.vms.map(\.id))
+                let listedVolumes = Set(report.volumes.filter { $0.state != "retained" }.map(\.id))
+                let goneVMs = state.dc.vms.values.filter { $0.host == host.id && $0.state == .deleting && !listedVMs.contains($0.id) }
+                for var vm in goneVMs {
+                    let previous = vm.state
+                    guard let next = try? VMState.transition(from: vm.state, event: .reportDeleted) else { continue }
+                    vm.state = next
+                    state.dc.upsertVM(vm)
+                    out.changes.append(.vmUpdated(vm))
+                    out.record(caller, "vm.deleted", "vm:\(vm.id)", before: previous, after: vm.state, at: now)
+                }
+                let goneVolumes = state.dc.volumes.values.filter { $0.host == host.id && $0.state == .deleting && !listedVolumes.contains($0.id) }
+                for var volume in goneVolumes {
+                    let previous = volume.state
+                    guard let next = try? VolumeState.transition(from: volume.state, event: .reportDeleted) else { continue }
+                    volume.state = next
+                    state.dc.upsertVolume(volume)
+                    out.changes.append(.volumeUpdated(volume))
+                    out.record(caller, "volume.deleted", "volume:\(volume.id)", before: previous, after: volume.state, at: now)
+                }
+            }
             return host.desiredVersion
         }
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import LumbungAPI
+import LumbungAgent
 import LumbungController
 import LumbungCore
 import Metrics
@@ -138,6 +139,9 @@ extension Lumbungd {
         @Option(help: "State directory for the dev controller.")
         var state: String = "./lumbung-dev"
 
+        @Flag(help: "Do not start the local agent (with the simulated driver) for node-01.")
+        var noAgent = false
+
         @OptionGroup var options: CommonRunOptions
 
         func run() async throws {
@@ -158,20 +162,24 @@ extension Lumbungd {
             config.port = listen.port
             options.apply(to: &config)
             let stateDir = URL(fileURLWithPath: state).standardizedFileURL.path
-            try await serve(config: config, logger: logger) { services in
+            let hostForURL = listen.host == "0.0.0.0" || listen.host == "::" ? "127.0.0.1" : listen.host
+            let url = "https://\(hostForURL.contains(":") ? "[\(hostForURL)]" : hostForURL):\(listen.port)"
+            let configPath = stateDir + "/admin/config.yaml"
+            var extra: [any Service] = []
+            if !noAgent {
+                extra.append(DevAgentService(controller: url, adminConfig: configPath, stateDirectory: stateDir + "/agent-node-01", logger: logger))
+            }
+            try await serve(config: config, logger: logger, extraServices: extra) { services in
                 if fresh { try await DevSeed.seed(services) }
-                let configPath = stateDir + "/admin/config.yaml"
                 if !FileManager.default.fileExists(atPath: configPath) {
                     let credentials = try await services.localCredentials(for: "admin")
-                    let hostForURL = listen.host == "0.0.0.0" || listen.host == "::" ? "127.0.0.1" : listen.host
-                    _ = try ClientConfig.write(
-                        path: configPath, controller: "https://\(hostForURL.contains(":") ? "[\(hostForURL)]" : hostForURL):\(listen.port)",
-                        credentials: credentials, identity: "lumbung://user/admin")
+                    _ = try ClientConfig.write(path: configPath, controller: url, credentials: credentials, identity: "lumbung://user/admin")
                 }
                 say("""
                     Lumbung dev controller on https://\(listen.host):\(listen.port) (state in \(stateDir))
-                    Sample OPDs: dinkes, disdukcapil, bappeda. Sample hosts node-01, node-02 are declared only
-                    (no agent runs them yet: VMs placed there stay 'scheduled').
+                    Sample OPDs: dinkes, disdukcapil, bappeda. Sample hosts: node-01 runs a local agent with the
+                    SIMULATED driver (no real VMs: it models the host, for trying Lumbung out); node-02 is declared
+                    only (no agent: VMs placed there stay 'scheduled').
 
                     In another shell:
                       export LUMBUNG_CONFIG=\(configPath)
@@ -230,7 +238,10 @@ func bootstrap(_ level: String) -> Logger {
     return logger
 }
 
-func serve(config: ControllerConfig, logger: Logger, prepare: @escaping @Sendable (ControllerServices) async throws -> Void) async throws {
+func serve(
+    config: ControllerConfig, logger: Logger, extraServices: [any Service] = [],
+    prepare: @escaping @Sendable (ControllerServices) async throws -> Void
+) async throws {
     let assembly: Controller.Assembly
     do {
         assembly = try Controller.assemble(config: config, logger: logger)
@@ -245,6 +256,44 @@ func serve(config: ControllerConfig, logger: Logger, prepare: @escaping @Sendabl
         throw ExitCode(1)
     }
     let group = ServiceGroup(
-        configuration: .init(services: assembly.all.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        configuration: .init(
+            services: (assembly.all + extraServices).map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     try await group.run()
+}
+
+/// `lumbungd dev`'s local agent for node-01, with the **simulated** driver (no side effects).
+/// Joins once (a host token is issued through the admin API), then runs the agent's loops.
+struct DevAgentService: Service {
+    let controller: String
+    let adminConfig: String
+    let stateDirectory: String
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            let state = AgentStateDirectory(stateDirectory)
+            while !Task.isCancelled {
+                do {
+                    if (try? state.credentials()) == nil {
+                        let config = try ClientConfig.load(path: adminConfig)
+                        let admin = try LumbungClient(baseURL: controller, credentials: try config.credentials(configPath: adminConfig))
+                        let token = try await admin.hostToken("node-01")
+                        _ = try await Enrollment.join(controller: controller, token: token.joinToken, state: state)
+                    }
+                    let capacity = HostCapacity(cpus: 32, memory: .gib(128), pools: ["ssd": .tib(4), "hdd": .tib(20)])
+                    let credentials = try state.credentials()
+                    var agentLogger = logger
+                    agentLogger[metadataKey: "host.id"] = "node-01"
+                    let agent = Agent(
+                        client: try LumbungClient(baseURL: controller, credentials: credentials), driver: SimulatedHostDriver(capacity: capacity),
+                        state: state, settings: AgentSettings(host: "node-01"), logger: agentLogger)
+                    logger.info("local agent for node-01 started (simulated driver)")
+                    await agent.run()
+                    return
+                } catch {
+                    try? await Task.sleep(for: .milliseconds(300))
+                }
+            }
+        }
+    }
 }

@@ -22,7 +22,7 @@ final class TestController: @unchecked Sendable {
 
     static func start(
         heartbeatTimeout: Duration = .seconds(40), sweepInterval: Duration = .seconds(5), directory: String? = nil,
-        clock: ManualClock? = nil, configure: (inout ControllerConfig) -> Void = { _ in }
+        clock: ManualClock? = nil, port: Int = 0, configure: (inout ControllerConfig) -> Void = { _ in }
     ) async throws -> TestController {
         let dir = directory ?? makeTempDirectory("lumbung-ctl")
         var adminToken = ""
@@ -32,7 +32,7 @@ final class TestController: @unchecked Sendable {
         }
         var config = ControllerConfig(name: "test-dc", stateDirectory: dir)
         config.host = "127.0.0.1"
-        config.port = 0
+        config.port = port
         config.ledger.heartbeatTimeout = heartbeatTimeout
         config.sweepInterval = sweepInterval
         configure(&config)

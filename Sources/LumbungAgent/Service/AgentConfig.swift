@@ -1,0 +1,92 @@
+import Foundation
+import LumbungCore
+import Yams
+
+/// The agent's configuration file (`/etc/lumbung/agent.yaml`; see `agent/agent.yaml`).
+public struct AgentConfig: Codable, Sendable, Hashable {
+    /// `https://dc.example.go.id:7443`.
+    public var controller: String
+    /// State directory: key, certificate, CA, last desired state, VM runtime files.
+    public var state: String = "/var/lib/lumbung-agent"
+    /// `real` (cgroups, QEMU, loop volumes) or `simulated` (no side effects; dev mode and load simulation only).
+    public var driver: String = "real"
+    /// Seconds between heartbeat reports.
+    public var heartbeatSeconds: Int = 10
+    /// Prometheus `/metrics` listen address.
+    public var metricsListen: String = "0.0.0.0:9465"
+    /// Storage pools of this host: name → directory.
+    public var pools: [String: String] = [:]
+    /// Size of a simulated host (driver `simulated` only).
+    public var simulated: SimulatedHost?
+
+    /// A simulated host's size.
+    public struct SimulatedHost: Codable, Sendable, Hashable {
+        public var cpus: Int
+        public var memory: String
+        public var pools: [String: String]
+    }
+
+    public init(controller: String, state: String, driver: String) {
+        self.controller = controller
+        self.state = state
+        self.driver = driver
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case controller, state, driver, heartbeatSeconds = "heartbeat_seconds", metricsListen = "metrics_listen", pools, simulated
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        controller = try c.decode(String.self, forKey: .controller)
+        state = try c.decodeIfPresent(String.self, forKey: .state) ?? "/var/lib/lumbung-agent"
+        driver = try c.decodeIfPresent(String.self, forKey: .driver) ?? "real"
+        heartbeatSeconds = try c.decodeIfPresent(Int.self, forKey: .heartbeatSeconds) ?? 10
+        metricsListen = try c.decodeIfPresent(String.self, forKey: .metricsListen) ?? "0.0.0.0:9465"
+        pools = try c.decodeIfPresent([String: String].self, forKey: .pools) ?? [:]
+        simulated = try c.decodeIfPresent(SimulatedHost.self, forKey: .simulated)
+    }
+
+    /// Reads and checks a config file; errors name the file and the field.
+    public static func load(path: String) throws -> AgentConfig {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw AgentError("cannot read \(path); write it with 'lumbung-agent join --config \(path) …' or see agent/agent.yaml")
+        }
+        let config: AgentConfig
+        do {
+            config = try YAMLDecoder().decode(AgentConfig.self, from: text)
+        } catch {
+            throw AgentError("\(path): \(error)")
+        }
+        try config.validate(path: path)
+        return config
+    }
+
+    /// Checks values; errors say what would be accepted.
+    public func validate(path: String) throws {
+        guard driver == "real" || driver == "simulated" else { throw AgentError("\(path): driver must be real or simulated, not '\(driver)'") }
+        guard (1...3600).contains(heartbeatSeconds) else { throw AgentError("\(path): heartbeat_seconds must be between 1 and 3600") }
+        for (name, dir) in pools {
+            guard Name.isValid(name) else { throw AgentError("\(path): pool name '\(name)' must be 1–63 of a–z, 0–9, '-'") }
+            guard dir.hasPrefix("/") else { throw AgentError("\(path): pool \(name) must be an absolute directory, not '\(dir)'") }
+        }
+        if driver == "simulated" {
+            _ = try simulatedCapacity(path: path)
+        }
+    }
+
+    /// The simulated host's capacity.
+    public func simulatedCapacity(path: String = "config") throws -> HostCapacity {
+        let sim = simulated ?? SimulatedHost(cpus: 32, memory: "128GiB", pools: ["ssd": "4TiB", "hdd": "20TiB"])
+        guard sim.cpus >= 1 && sim.cpus <= VCPU.absurd else { throw AgentError("\(path): simulated.cpus must be 1–\(VCPU.absurd)") }
+        var pools: [PoolName: ByteSize] = [:]
+        for (name, size) in sim.pools {
+            guard Name.isValid(name) else { throw AgentError("\(path): simulated pool name '\(name)' is invalid") }
+            pools[PoolName(rawValue: name)] = try ByteSize.parse(size, what: "\(path): simulated pool \(name)")
+        }
+        return HostCapacity(cpus: sim.cpus, memory: try ByteSize.parse(sim.memory, what: "\(path): simulated.memory"), pools: pools)
+    }
+
+    /// YAML text of this config.
+    public func yaml() throws -> String { try YAMLEncoder().encode(self) }
+}

@@ -1,0 +1,146 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import LumbungAPI
+import LumbungAgent
+import LumbungCore
+import Metrics
+import Prometheus
+import ServiceLifecycle
+
+@main
+struct LumbungAgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lumbung-agent",
+        abstract: "The Lumbung host agent: enroll once, then report usage and enforce what the controller allocated.",
+        subcommands: [Join.self, Run.self])
+}
+
+extension LumbungAgentCommand {
+    struct Join: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Enroll this host with a one-time join token (from 'lumbung host add').")
+
+        @Option(help: "The controller, e.g. https://dc.example.go.id:7443.")
+        var controller: String
+
+        @Option(help: "The one-time join token.")
+        var token: String
+
+        @Option(help: "Config file to write.")
+        var config: String = "/etc/lumbung/agent.yaml"
+
+        @Option(help: "State directory (key, certificate, desired state).")
+        var state: String = "/var/lib/lumbung-agent"
+
+        @Option(help: "Driver: real (cgroups, QEMU, loop volumes) or simulated (no side effects; dev and load simulation only).")
+        var driver: String = "real"
+
+        func validate() throws {
+            guard controller.hasPrefix("https://") else { throw ValidationError("--controller must be an https:// URL") }
+            guard driver == "real" || driver == "simulated" else { throw ValidationError("--driver must be real or simulated") }
+        }
+
+        func run() async throws {
+            do {
+                let joined = try await Enrollment.join(controller: controller, token: token, state: AgentStateDirectory(state))
+                var cfg = AgentConfig(controller: controller, state: state, driver: driver)
+                if let existing = try? AgentConfig.load(path: config) {
+                    cfg.pools = existing.pools
+                    cfg.simulated = existing.simulated
+                    cfg.heartbeatSeconds = existing.heartbeatSeconds
+                    cfg.metricsListen = existing.metricsListen
+                }
+                let dir = URL(fileURLWithPath: config).deletingLastPathComponent().path
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                try cfg.yaml().write(toFile: config, atomically: true, encoding: .utf8)
+                print("Joined as \(joined.identity); certificate valid until \(ISO8601DateFormatter().string(from: joined.notAfter)) (renewed automatically).")
+                print("Configuration: \(config). Start the agent: lumbung-agent run --config \(config)  (or systemctl enable --now lumbung-agent)")
+            } catch {
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run the agent: watch the desired state, reconcile, report, serve /metrics.")
+
+        @Option(help: "Config file.")
+        var config: String = "/etc/lumbung/agent.yaml"
+
+        @Option(help: "Log level.")
+        var logLevel: String = "info"
+
+        func run() async throws {
+            let cfg: AgentConfig
+            do {
+                cfg = try AgentConfig.load(path: config)
+            } catch {
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            let level = Logger.Level(rawValue: logLevel) ?? .info
+            LoggingSystem.bootstrap { label in
+                var h = StreamLogHandler.standardError(label: label)
+                h.logLevel = level
+                return h
+            }
+            let registry = PrometheusCollectorRegistry()
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+            var logger = Logger(label: "lumbung-agent")
+            logger.logLevel = level
+
+            let stateDir = AgentStateDirectory(cfg.state)
+            let driver: any HostDriver
+            switch cfg.driver {
+            case "simulated":
+                driver = SimulatedHostDriver(capacity: try cfg.simulatedCapacity(path: config))
+            default:
+                FileHandle.standardError.write(Data("error: the real Linux driver (cgroups + QEMU + loop volumes) is not wired into the agent yet; use driver: simulated\n".utf8))
+                throw ExitCode(1)
+            }
+            let credentials = try stateDir.credentials()
+            let host = try Enrollment.host(of: credentials)
+            var settings = AgentSettings(host: host)
+            settings.heartbeat = .seconds(cfg.heartbeatSeconds)
+            let agent = Agent(
+                client: try LumbungClient(baseURL: cfg.controller, credentials: credentials), driver: driver, state: stateDir, settings: settings,
+                logger: logger)
+            let metrics = try MetricsServer.make(listen: cfg.metricsListen, registry: registry, driver: driver.kind, logger: logger)
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: [.init(service: AgentService(agent: agent)), .init(service: metrics)], gracefulShutdownSignals: [.sigterm, .sigint],
+                    logger: logger))
+            try await group.run()
+        }
+    }
+}
+
+/// Runs the agent's loops until graceful shutdown.
+struct AgentService: Service {
+    let agent: Agent
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await agent.run() }
+    }
+}
+
+/// Serves `/metrics` (Prometheus text) over plain HTTP.
+enum MetricsServer {
+    static func make(listen: String, registry: PrometheusCollectorRegistry, driver: String, logger: Logger) throws -> some Service {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
+            throw AgentError("metrics_listen '\(listen)' is not ADDR:PORT")
+        }
+        let host = String(listen[..<colon])
+        Gauge(label: "lumbung_agent_build_info", dimensions: [("version", LumbungAgentModule.version), ("driver", driver)]).record(1)
+        let router = Router()
+        router.get("/metrics") { _, _ -> Response in
+            var buffer: [UInt8] = []
+            registry.emit(into: &buffer)
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
+        }
+        return Application(router: router, configuration: .init(address: .hostname(host.isEmpty ? "0.0.0.0" : host, port: port), serverName: "lumbung-agent"), logger: logger)
+    }
+}
