@@ -31,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(
             name: "LumbungCore",
             dependencies: [
@@ -92,7 +93,7 @@ let package = Package(
         .target(
             name: "LumbungAgent",
             dependencies: [
-                "LumbungCore", "LumbungAPI", "LumbungPKI",
+                "LumbungCore", "LumbungAPI", "LumbungPKI", "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -156,7 +157,7 @@ let package = Package(
             dependencies: ["LumbungAgent", "LumbungCore", .product(name: "Logging", package: "swift-log")],
             sources: [
                 "CgroupTestSupport.swift", "CgroupV1FakeTests.swift", "CgroupV1RealTests.swift", "CgroupV2FakeTests.swift",
-                "VolumeTestSupport.swift", "VolumeFakeTests.swift", "VolumeRealTests.swift",
+                "VolumeTestSupport.swift", "VolumeFakeTests.swift", "VolumeRealTests.swift", "SystemdTests.swift",
             ],
             swiftSettings: swiftSettings
         ),

@@ -117,11 +117,19 @@ extension LumbungAgentCommand {
     }
 }
 
-/// Runs the agent's loops until graceful shutdown.
+/// Runs the agent's loops until graceful shutdown; tells systemd when ready and pings its watchdog.
 struct AgentService: Service {
     let agent: Agent
     func run() async throws {
-        await cancelWhenGracefulShutdown { await agent.run() }
+        Systemd.ready(status: "enforcing the desired state of \(agent.host)")
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await agent.run() }
+                group.addTask { await Systemd.watchdogLoop() }
+                await group.waitForAll()
+            }
+        }
+        Systemd.stopping()
     }
 }
 

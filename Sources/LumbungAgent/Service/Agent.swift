@@ -68,6 +68,9 @@ public final class Agent: Sendable {
 
     var client: LumbungClient { clientBox.withLockedValue { $0 } }
 
+    /// The host this agent speaks for.
+    public var host: HostID { settings.host }
+
     /// Replaces the client (after certificate renewal).
     public func replaceClient(_ client: LumbungClient) { clientBox.withLockedValue { $0 = client } }
 
