@@ -100,7 +100,7 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Yams", package: "Yams"),
             ],
-            exclude: ["README.md", "QEMU"],
+            exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -155,10 +155,6 @@ let package = Package(
         .testTarget(
             name: "LumbungAgentTests",
             dependencies: ["LumbungAgent", "LumbungCore", .product(name: "Logging", package: "swift-log")],
-            sources: [
-                "CgroupTestSupport.swift", "CgroupV1FakeTests.swift", "CgroupV1RealTests.swift", "CgroupV2FakeTests.swift",
-                "VolumeTestSupport.swift", "VolumeFakeTests.swift", "VolumeRealTests.swift", "SystemdTests.swift",
-            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "LumbungCoreTests", dependencies: ["LumbungCore"], swiftSettings: swiftSettings),

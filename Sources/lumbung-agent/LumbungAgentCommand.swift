@@ -97,8 +97,12 @@ extension LumbungAgentCommand {
             case "simulated":
                 driver = SimulatedHostDriver(capacity: try cfg.simulatedCapacity(path: config))
             default:
-                FileHandle.standardError.write(Data("error: the real Linux driver (cgroups + QEMU + loop volumes) is not wired into the agent yet; use driver: simulated\n".utf8))
-                throw ExitCode(1)
+                do {
+                    driver = try cfg.linuxDriver(logger: logger)
+                } catch {
+                    FileHandle.standardError.write(Data("error: cannot set up the host driver: \(error)\n".utf8))
+                    throw ExitCode(1)
+                }
             }
             let credentials = try stateDir.credentials()
             let host = try Enrollment.host(of: credentials)
@@ -145,9 +149,10 @@ enum MetricsServer {
         router.get("/metrics") { _, _ -> Response in
             var buffer: [UInt8] = []
             registry.emit(into: &buffer)
+            let text = MetricHelp.annotate(String(decoding: buffer, as: UTF8.self))
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         return Application(router: router, configuration: .init(address: .hostname(host.isEmpty ? "0.0.0.0" : host, port: port), serverName: "lumbung-agent"), logger: logger)
     }

@@ -69,6 +69,9 @@ struct LumbungBench: AsyncParsableCommand {
     @Option(help: "Output: table or json (json on stdout; progress always on stderr).")
     var output: OutputFormat = .table
 
+    @Option(help: "Also write the JSON report to this file.")
+    var jsonFile: String?
+
     func validate() throws {
         guard !hosts.values.isEmpty, hosts.values.allSatisfy({ $0 > 0 && $0 <= 200_000 }) else {
             throw ValidationError("--hosts takes counts from 1 to 200000, e.g. 100,1000,10000")
@@ -117,13 +120,13 @@ struct LumbungBench: AsyncParsableCommand {
         }
 
         report.evaluateGoals()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let json = try encoder.encode(report)
+        if let jsonFile { try json.write(to: URL(fileURLWithPath: jsonFile)) }
         switch output {
-        case .table:
-            print(report.table())
-        case .json:
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        case .table: print(report.table())
+        case .json: print(String(decoding: json, as: UTF8.self))
         }
     }
 }

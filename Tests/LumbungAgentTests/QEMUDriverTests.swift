@@ -44,26 +44,26 @@ final class QEMUFakeSystem: QEMUSystem, @unchecked Sendable {
     var nextPID: Int32 = 4242
     var guestHonoursPowerdown = false
     var kvmDevice = true
-    var probeResult = CommandResult(status: 0, stdout: "")
+    var probeResult = QEMUCommandResult(status: 0, stdout: "")
     var probeRuns = 0
     var launches: [[String]] = []
 
     init(log: QEMUEventLog) { self.log = log }
 
-    func run(_ executable: String, _ arguments: [String], input: String?, timeout: Duration) throws -> CommandResult {
+    func run(_ executable: String, _ arguments: [String], input: String?, timeout: Duration) throws -> QEMUCommandResult {
         if executable.hasSuffix("qemu-img") {
             log.add("qemu-img " + arguments.joined(separator: " "))
             if arguments.first == "create" {
                 _ = FileManager.default.createFile(atPath: arguments[arguments.count - 2], contents: Data("QFI\u{FB}".utf8))
             }
-            return CommandResult(status: 0)
+            return QEMUCommandResult(status: 0)
         }
         lock.withLock { probeRuns += 1 }
         log.add("probe " + arguments.joined(separator: " "))
         return probeResult
     }
 
-    func launch(_ executable: String, _ arguments: [String], logFile: String, timeout: Duration) throws -> CommandResult {
+    func launch(_ executable: String, _ arguments: [String], logFile: String, timeout: Duration) throws -> QEMUCommandResult {
         log.add("launch")
         let pidfile = arguments[arguments.firstIndex(of: "-pidfile")! + 1]
         let qmp = arguments[arguments.firstIndex(of: "-qmp")! + 1]
@@ -78,7 +78,7 @@ final class QEMUFakeSystem: QEMUSystem, @unchecked Sendable {
             return pid
         }
         try "\(pid)\n".write(toFile: pidfile, atomically: true, encoding: .utf8)
-        return CommandResult(status: 0)
+        return QEMUCommandResult(status: 0)
     }
 
     func commandLine(of pid: Int32) -> [String]? { lock.withLock { processes[pid] } }
@@ -395,7 +395,7 @@ struct QEMUDriverTests {
     func accelProbe() throws {
         let rig = try QEMUFakeRig(accel: .auto)
         defer { rig.tree.remove() }
-        rig.system.probeResult = CommandResult(
+        rig.system.probeResult = QEMUCommandResult(
             status: 1, stderr: "qemu-system-x86_64: Host doesn't support requested features\n")
         #expect(rig.driver.accelerator().accelerator == .tcg)
         #expect(rig.driver.accelerator().reason.contains("Host doesn't support requested features"))
@@ -408,9 +408,9 @@ struct QEMUDriverTests {
             {"return": {"enabled": true, "present": true}}
             {"return": {}}
             """
-        rig.system.probeResult = CommandResult(status: 0, stdout: enabled)
+        rig.system.probeResult = QEMUCommandResult(status: 0, stdout: enabled)
         #expect(rig.driver.probeAccelerator().accelerator == .kvm)
-        rig.system.probeResult = CommandResult(status: 0, stdout: enabled.replacingOccurrences(of: "\"enabled\": true", with: "\"enabled\": false"))
+        rig.system.probeResult = QEMUCommandResult(status: 0, stdout: enabled.replacingOccurrences(of: "\"enabled\": true", with: "\"enabled\": false"))
         #expect(rig.driver.probeAccelerator().accelerator == .tcg)
         rig.system.kvmDevice = false
         let runs = rig.system.probeRuns

@@ -100,7 +100,7 @@ public final class QEMUDriver: VMRuntime, @unchecked Sendable {
             "-accel", "kvm", "-cpu", "qemu64,enforce", "-machine", "q35", "-S", "-display", "none", "-nodefaults",
             "-no-user-config", "-qmp", "stdio",
         ]
-        let result: CommandResult
+        let result: QEMUCommandResult
         do {
             result = try system.run(config.qemuBinary, args, input: Self.probeInput, timeout: .seconds(30))
         } catch {

@@ -7,7 +7,7 @@ import Musl
 #endif
 
 /// The result of a finished command.
-public struct CommandResult: Sendable, Hashable {
+public struct QEMUCommandResult: Sendable, Hashable {
     /// The exit status (128 + signal when killed by a signal).
     public var status: Int32
     /// What it wrote to standard output.
@@ -27,11 +27,11 @@ public struct CommandResult: Sendable, Hashable {
 /// check exact argument lists and orderings without QEMU; ``LinuxQEMUSystem`` is the real one.
 public protocol QEMUSystem: Sendable {
     /// Runs a command to completion, feeding `input` on standard input; kills it after `timeout`.
-    func run(_ executable: String, _ arguments: [String], input: String?, timeout: Duration) throws -> CommandResult
+    func run(_ executable: String, _ arguments: [String], input: String?, timeout: Duration) throws -> QEMUCommandResult
     /// Launches QEMU with `-daemonize`: returns when the launching process exits (QEMU is then
     /// initialised, its pidfile written and its QMP socket listening). Standard output and error
     /// of the launch go to `logFile`.
-    func launch(_ executable: String, _ arguments: [String], logFile: String, timeout: Duration) throws -> CommandResult
+    func launch(_ executable: String, _ arguments: [String], logFile: String, timeout: Duration) throws -> QEMUCommandResult
     /// The argument vector of a live process; nil when there is none (or it is a zombie).
     func commandLine(of pid: Int32) -> [String]?
     /// Sends a signal to a process.
@@ -47,7 +47,7 @@ public struct LinuxQEMUSystem: QEMUSystem {
     /// Creates the real OS layer.
     public init() {}
 
-    public func run(_ executable: String, _ arguments: [String], input: String?, timeout: Duration) throws -> CommandResult {
+    public func run(_ executable: String, _ arguments: [String], input: String?, timeout: Duration) throws -> QEMUCommandResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -87,40 +87,75 @@ public struct LinuxQEMUSystem: QEMUSystem {
         process.waitUntilExit()
         _ = group.wait(timeout: .now() + 5)
         let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-        return CommandResult(status: status, stdout: collected.string(0), stderr: collected.string(1))
+        return QEMUCommandResult(status: status, stdout: collected.string(0), stderr: collected.string(1))
     }
 
-    public func launch(_ executable: String, _ arguments: [String], logFile: String, timeout: Duration) throws -> CommandResult {
-        guard FileManager.default.createFile(atPath: logFile, contents: nil) || FileManager.default.fileExists(atPath: logFile),
-            let log = FileHandle(forWritingAtPath: logFile)
-        else {
-            throw VMRuntimeError(.io, "cannot open QEMU's log file \(logFile)")
+    /// Spawns with `posix_spawn` (not Foundation `Process`, which watches a descriptor the
+    /// daemonized QEMU would inherit and so never sees the launcher exit): standard input from
+    /// `/dev/null`, output and errors to `logFile`, every other descriptor closed, then `waitpid`.
+    public func launch(_ executable: String, _ arguments: [String], logFile: String, timeout: Duration) throws -> QEMUCommandResult {
+        let logFD = open(logFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
+        guard logFD >= 0 else {
+            throw VMRuntimeError(.io, "cannot open QEMU's log file \(logFile): \(String(cString: strerror(errno)))")
         }
-        defer { log.closeFile() }
-        log.truncateFile(atOffset: 0)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = log
-        process.standardError = log
-        let done = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in done.signal() }
-        do {
-            try process.run()
-        } catch {
-            throw VMRuntimeError(.launchFailed, "cannot run \(executable): \(error)")
+        defer { Glibc.close(logFD) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, logFD, 1)
+        posix_spawn_file_actions_adddup2(&actions, logFD, 2)
+        if let closeFrom = Self.addCloseFrom { _ = closeFrom(&actions, 3) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // Default signal dispositions and an empty mask, whatever the agent's are.
+        var all = sigset_t()
+        sigfillset(&all)
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { for arg in argv { free(arg) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        guard rc == 0 else {
+            throw VMRuntimeError(.launchFailed, "cannot run \(executable): \(String(cString: strerror(rc)))")
         }
-        if done.wait(timeout: .now() + timeout.qemuDispatchInterval) == .timedOut {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            throw VMRuntimeError(.launchFailed, "\(executable) did not daemonize within \(timeout); killed")
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        var status: Int32 = 0
+        while true {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { break }
+            if r < 0 && errno != EINTR {
+                throw VMRuntimeError(.launchFailed, "cannot wait for \(executable): \(String(cString: strerror(errno)))")
+            }
+            if ContinuousClock.now >= deadline {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &status, 0)
+                throw VMRuntimeError(.launchFailed, "\(executable) did not daemonize within \(timeout); killed")
+            }
+            usleep(20_000)
         }
-        process.waitUntilExit()
         let text = (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? ""
-        let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-        return CommandResult(status: status, stdout: "", stderr: text)
+        // WIFEXITED / WEXITSTATUS / WTERMSIG, spelled out (they are macros).
+        let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return QEMUCommandResult(status: exitStatus, stdout: "", stderr: text)
     }
+
+    /// glibc ≥ 2.34's `posix_spawn_file_actions_addclosefrom_np` (not in Swift's Glibc module),
+    /// so QEMU inherits no descriptor of the agent's; nil on older libcs (the agent's own
+    /// descriptors are close-on-exec anyway).
+    private static let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else {
+            return nil
+        }
+        return unsafeBitCast(
+            symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }()
 
     public func commandLine(of pid: Int32) -> [String]? {
         guard pid > 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return nil }

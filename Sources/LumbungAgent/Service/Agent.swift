@@ -54,6 +54,7 @@ public final class Agent: Sendable {
     private let lastHeartbeat = Gauge(label: "lumbung_agent_last_heartbeat_success_timestamp_seconds")
     private let connectedGauge = Gauge(label: "lumbung_agent_controller_connected")
     private let revokedGauge = Gauge(label: "lumbung_agent_certificate_revoked")
+    private let metrics = HostMetrics()
 
     public init(client: LumbungClient, driver: any HostDriver, state: AgentStateDirectory, settings: AgentSettings, logger: Logger) {
         self.clientBox = NIOLockedValueBox(client)
@@ -214,6 +215,7 @@ public final class Agent: Sendable {
     func buildReport() async throws -> AgentReport {
         let facts = try await driver.facts()
         let snapshot = try await driver.snapshot()
+        metrics.update(facts: facts, snapshot: snapshot, desired: desired)
         let (errors, lastFacts) = core.withLockedValue { ($0.errors, $0.lastFacts) }
         var vms: [VMReport] = snapshot.observation.vms.values.sorted { $0.id < $1.id }.map { vm in
             let u = snapshot.vmUsage[vm.id]

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import LumbungCore
 import Yams
 
@@ -18,6 +19,14 @@ public struct AgentConfig: Codable, Sendable, Hashable {
     public var pools: [String: String] = [:]
     /// Size of a simulated host (driver `simulated` only).
     public var simulated: SimulatedHost?
+    /// Directory of base images VMs may name (driver `real`).
+    public var images: String?
+    /// QEMU accelerator: `auto` (KVM when it can really run a guest, else TCG), `kvm` or `tcg`.
+    public var accel: String = "auto"
+    /// cgroup filesystem root (v1 or v2 is detected).
+    public var cgroupRoot: String = "/sys/fs/cgroup"
+    /// The agent's subtree under each hierarchy (under systemd: the delegated subtree).
+    public var cgroupSubpath: String = "lumbung"
 
     /// A simulated host's size.
     public struct SimulatedHost: Codable, Sendable, Hashable {
@@ -33,7 +42,8 @@ public struct AgentConfig: Codable, Sendable, Hashable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case controller, state, driver, heartbeatSeconds = "heartbeat_seconds", metricsListen = "metrics_listen", pools, simulated
+        case controller, state, driver, heartbeatSeconds = "heartbeat_seconds", metricsListen = "metrics_listen", pools, simulated, images, accel
+        case cgroupRoot = "cgroup_root", cgroupSubpath = "cgroup_subpath"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -45,6 +55,10 @@ public struct AgentConfig: Codable, Sendable, Hashable {
         metricsListen = try c.decodeIfPresent(String.self, forKey: .metricsListen) ?? "0.0.0.0:9465"
         pools = try c.decodeIfPresent([String: String].self, forKey: .pools) ?? [:]
         simulated = try c.decodeIfPresent(SimulatedHost.self, forKey: .simulated)
+        images = try c.decodeIfPresent(String.self, forKey: .images)
+        accel = try c.decodeIfPresent(String.self, forKey: .accel) ?? "auto"
+        cgroupRoot = try c.decodeIfPresent(String.self, forKey: .cgroupRoot) ?? "/sys/fs/cgroup"
+        cgroupSubpath = try c.decodeIfPresent(String.self, forKey: .cgroupSubpath) ?? "lumbung"
     }
 
     /// Reads and checks a config file; errors name the file and the field.
@@ -73,6 +87,10 @@ public struct AgentConfig: Codable, Sendable, Hashable {
         if driver == "simulated" {
             _ = try simulatedCapacity(path: path)
         }
+        guard QEMUAccelSetting(rawValue: accel) != nil else { throw AgentError("\(path): accel must be auto, kvm or tcg, not '\(accel)'") }
+        if driver == "real" && pools.isEmpty {
+            throw AgentError("\(path): the real driver needs at least one pool (pools: {ssd: /srv/lumbung/ssd})")
+        }
     }
 
     /// The simulated host's capacity.
@@ -89,4 +107,25 @@ public struct AgentConfig: Codable, Sendable, Hashable {
 
     /// YAML text of this config.
     public func yaml() throws -> String { try YAMLEncoder().encode(self) }
+}
+
+extension AgentConfig {
+    /// Builds the real Linux host driver (cgroups, QEMU, loop volumes) from this config.
+    public func linuxDriver(logger: Logger) throws -> LinuxHostDriver {
+        var poolPaths: [PoolName: String] = [:]
+        for (name, dir) in pools {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            poolPaths[PoolName(rawValue: name)] = dir
+        }
+        let imageDir = images ?? state + "/images"
+        try FileManager.default.createDirectory(atPath: imageDir, withIntermediateDirectories: true)
+        let limits = try CgroupDriver(root: cgroupRoot, subPath: cgroupSubpath, logger: logger)
+        let qemu = QEMUDriver(
+            config: QEMUConfig(stateDirectory: state, imageDirectory: imageDir, poolDirectories: poolPaths, accel: QEMUAccelSetting(rawValue: accel) ?? .auto),
+            limits: limits, logger: logger)
+        let volumes = LoopVolumeDriver(pools: poolPaths)
+        let driver = LinuxHostDriver(vms: qemu, volumes: volumes, limits: limits, pools: poolPaths, imageDirectory: imageDir)
+        try driver.adoptAll()
+        return driver
+    }
 }

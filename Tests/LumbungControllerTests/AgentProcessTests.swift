@@ -1,0 +1,101 @@
+import AsyncHTTPClient
+import Foundation
+import LumbungAPI
+import LumbungCore
+import NIOCore
+import Testing
+
+/// The real `lumbung-agent` executable (simulated driver) against a controller: join, run,
+/// report, and `/metrics` that `promtool check metrics` accepts.
+@Suite("lumbung-agent process", .serialized)
+struct AgentProcessTests {
+    @Test("join, run with the simulated driver, VM reported running, /metrics passes promtool")
+    func joinRunMetrics() async throws {
+        let agentBinary = binDirectory() + "/lumbung-agent"
+        guard FileManager.default.isExecutableFile(atPath: agentBinary) else {
+            Issue.record("lumbung-agent is not built at \(binDirectory()) (swift build --build-tests)")
+            return
+        }
+        let ctl = try await TestController.start()
+        let admin = try await ctl.adminClient()
+        _ = try await admin.client.createOPD(
+            CreateOPDBody(id: "dinkes", displayName: "Dinas Kesehatan", quota: ResourceVector(vcpu: 16, memory: .gib(32), storage: ["ssd": .tib(1)], vms: 10)))
+        let added = try await admin.client.addHost(AddHostBody(id: "node-01", capacity: HostCapacity(cpus: 8, memory: .gib(32), pools: ["ssd": .tib(2)])))
+        let dir = makeTempDirectory("lumbung-agent-proc")
+        let config = dir + "/agent.yaml"
+        let metricsPort = freePort()
+        try """
+            controller: \(ctl.baseURL)
+            driver: simulated
+            heartbeat_seconds: 1
+            metrics_listen: 127.0.0.1:\(metricsPort)
+            simulated:
+              cpus: 8
+              memory: 32GiB
+              pools: {ssd: 2TiB}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        // A user login token is refused by join; the host token works.
+        let wrong = try await admin.client.addUser(AddUserBody(name: "budi", role: .member, opd: "dinkes"))
+        var r = try runCommand(agentBinary, ["join", "--controller", ctl.baseURL, "--token", wrong.token, "--config", config, "--state", dir + "/state", "--driver", "simulated"])
+        #expect(r.code == 1)
+        #expect(r.err.contains("token"))
+        r = try runCommand(agentBinary, ["join", "--controller", ctl.baseURL, "--token", added.joinToken, "--config", config, "--state", dir + "/state", "--driver", "simulated"])
+        #expect(r.code == 0, "\(r.err)")
+        let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/state/agent.key")
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: agentBinary)
+        process.arguments = ["run", "--config", config, "--log-level", "warning"]
+        let log = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        defer {
+            if process.isRunning {
+                process.terminate()
+                process.waitUntilExit()
+            }
+        }
+        let vm = try await admin.client.createVM(CreateVMBody(opd: "dinkes", vm: VMBody(name: "db", vcpu: 2, memory: .gib(4), disk: .gib(10), pool: "ssd")))
+        var state = VMState.scheduled
+        for _ in 0..<200 where state != .running {
+            try await Task.sleep(for: .milliseconds(50))
+            state = try await admin.client.vm(vm.id.rawValue).state
+        }
+        #expect(state == .running)
+        #expect(try await admin.client.host("node-01").driver == "simulated")
+
+        // Scrape /metrics once the VM's series are there.
+        var text = ""
+        for _ in 0..<100 {
+            let request = HTTPClientRequest(url: "http://127.0.0.1:\(metricsPort)/metrics")
+            if let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(5)),
+                let body = try? await response.body.collect(upTo: 4 << 20)
+            {
+                text = String(buffer: body)
+                if text.contains("lumbung_vm_memory_limit_bytes") { break }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(text.contains("lumbung_agent_heartbeats_total"))
+        #expect(text.contains("lumbung_vm_memory_limit_bytes"))
+        #expect(text.contains(vm.id.rawValue))
+        #expect(text.contains("lumbung_agent_build_info"))
+        #expect(text.contains("lumbung_host_cpus"))
+        let promtool = ["/usr/bin/promtool", "/bin/promtool"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        if let promtool {
+            let file = dir + "/metrics.txt"
+            try text.write(toFile: file, atomically: true, encoding: .utf8)
+            let check = try runCommand("/bin/sh", ["-c", "\(promtool) check metrics < \(file)"])
+            #expect(check.code == 0, "promtool: \(check.out)\(check.err)")
+            #expect((check.out + check.err).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "promtool reports: \(check.out)\(check.err)")
+        } else {
+            Issue.record("promtool is missing: .ci/run installs it (apt-get install prometheus)")
+        }
+        process.terminate()
+        process.waitUntilExit()
+        await admin.shutdown()
+        await ctl.stop()
+    }
+}
