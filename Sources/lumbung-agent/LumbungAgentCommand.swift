@@ -33,24 +33,22 @@ extension LumbungAgentCommand {
         @Option(help: "State directory (key, certificate, desired state).")
         var state: String = "/var/lib/lumbung-agent"
 
-        @Option(help: "Driver: real (cgroups, QEMU, loop volumes) or simulated (no side effects; dev and load simulation only).")
-        var driver: String = "real"
+        @Option(help: "Driver: real (cgroups, QEMU, loop volumes) or simulated (no side effects; dev and load simulation only). Default: the config file's, else real.")
+        var driver: String?
 
         func validate() throws {
             guard controller.hasPrefix("https://") else { throw ValidationError("--controller must be an https:// URL") }
-            guard driver == "real" || driver == "simulated" else { throw ValidationError("--driver must be real or simulated") }
+            if let driver, driver != "real" && driver != "simulated" { throw ValidationError("--driver must be real or simulated") }
         }
 
         func run() async throws {
             do {
                 let joined = try await Enrollment.join(controller: controller, token: token, state: AgentStateDirectory(state))
-                var cfg = AgentConfig(controller: controller, state: state, driver: driver)
-                if let existing = try? AgentConfig.load(path: config) {
-                    cfg.pools = existing.pools
-                    cfg.simulated = existing.simulated
-                    cfg.heartbeatSeconds = existing.heartbeatSeconds
-                    cfg.metricsListen = existing.metricsListen
-                }
+                // An existing config keeps everything it says; join sets the controller and state directory.
+                var cfg = (try? AgentConfig.load(path: config)) ?? AgentConfig(controller: controller, state: state, driver: driver ?? "real")
+                cfg.controller = controller
+                cfg.state = state
+                if let driver { cfg.driver = driver }
                 let dir = URL(fileURLWithPath: config).deletingLastPathComponent().path
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
                 try cfg.yaml().write(toFile: config, atomically: true, encoding: .utf8)

@@ -36,10 +36,10 @@ struct AgentProcessTests {
             """.write(toFile: config, atomically: true, encoding: .utf8)
         // A user login token is refused by join; the host token works.
         let wrong = try await admin.client.addUser(AddUserBody(name: "budi", role: .member, opd: "dinkes"))
-        var r = try runCommand(agentBinary, ["join", "--controller", ctl.baseURL, "--token", wrong.token, "--config", config, "--state", dir + "/state", "--driver", "simulated"])
+        var r = try await runCommand(agentBinary, ["join", "--controller", ctl.baseURL, "--token", wrong.token, "--config", config, "--state", dir + "/state", "--driver", "simulated"])
         #expect(r.code == 1)
         #expect(r.err.contains("token"))
-        r = try runCommand(agentBinary, ["join", "--controller", ctl.baseURL, "--token", added.joinToken, "--config", config, "--state", dir + "/state", "--driver", "simulated"])
+        r = try await runCommand(agentBinary, ["join", "--controller", ctl.baseURL, "--token", added.joinToken, "--config", config, "--state", dir + "/state", "--driver", "simulated"])
         #expect(r.code == 0, "\(r.err)")
         let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/state/agent.key")
         #expect((attributes[.posixPermissions] as? Int) == 0o600)
@@ -87,7 +87,7 @@ struct AgentProcessTests {
         if let promtool {
             let file = dir + "/metrics.txt"
             try text.write(toFile: file, atomically: true, encoding: .utf8)
-            let check = try runCommand("/bin/sh", ["-c", "\(promtool) check metrics < \(file)"])
+            let check = try await runCommand("/bin/sh", ["-c", "\(promtool) check metrics < \(file)"])
             #expect(check.code == 0, "promtool: \(check.out)\(check.err)")
             #expect((check.out + check.err).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "promtool reports: \(check.out)\(check.err)")
         } else {

@@ -6,8 +6,8 @@ import Testing
 
 @Suite("Audit log through the API")
 struct AuditAPITests {
-    func sqlite(_ db: String, _ sql: String) throws {
-        let result = try runCommand("/usr/bin/sqlite3", [db, sql])
+    func sqlite(_ db: String, _ sql: String) async throws {
+        let result = try await runCommand("/usr/bin/sqlite3", [db, sql])
         if result.code != 0 { throw ProcessTestError("sqlite3 failed: \(result.err)") }
     }
 
@@ -32,8 +32,8 @@ struct AuditAPITests {
 
         let db = StatePaths(ctl.directory).database
         // The table refuses edits through triggers; a tamperer with the file drops them first.
-        try sqlite(db, "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;")
-        try sqlite(db, "UPDATE audit SET after = replace(after, '16', '99') WHERE seq = \(quotaEntry.seq)")
+        try await sqlite(db, "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;")
+        try await sqlite(db, "UPDATE audit SET after = replace(after, '16', '99') WHERE seq = \(quotaEntry.seq)")
         let modified = try await admin.client.verifyAudit()
         #expect(!modified.ok)
         #expect(modified.firstBadSeq == quotaEntry.seq)
@@ -48,8 +48,8 @@ struct AuditAPITests {
         }
         let all = try await admin2.client.audit(limit: 1000)
         let middle = all[all.count / 2].seq
-        try sqlite(StatePaths(ctl2.directory).database, "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;")
-        try sqlite(StatePaths(ctl2.directory).database, "DELETE FROM audit WHERE seq = \(middle)")
+        try await sqlite(StatePaths(ctl2.directory).database, "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;")
+        try await sqlite(StatePaths(ctl2.directory).database, "DELETE FROM audit WHERE seq = \(middle)")
         let deleted = try await admin2.client.verifyAudit()
         #expect(!deleted.ok)
         #expect(deleted.problem != nil)

@@ -23,9 +23,24 @@ func freePort() -> Int {
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
-/// Runs a command to completion and returns its exit code and output.
+/// Runs a command to completion on its own thread (so the blocking wait never starves Swift's
+/// cooperative pool, which the in-process controllers of other tests need) and returns its exit
+/// code and output.
 @discardableResult
-func runCommand(_ path: String, _ args: [String], environment: [String: String] = [:], input: String? = nil) throws -> (code: Int32, out: String, err: String) {
+func runCommand(_ path: String, _ args: [String], environment: [String: String] = [:]) async throws -> (code: Int32, out: String, err: String) {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            do {
+                continuation.resume(returning: try runCommandBlocking(path, args, environment: environment))
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+        thread.start()
+    }
+}
+
+func runCommandBlocking(_ path: String, _ args: [String], environment: [String: String] = [:]) throws -> (code: Int32, out: String, err: String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: path)
     p.arguments = args

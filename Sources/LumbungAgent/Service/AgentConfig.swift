@@ -23,6 +23,8 @@ public struct AgentConfig: Codable, Sendable, Hashable {
     public var images: String?
     /// QEMU accelerator: `auto` (KVM when it can really run a guest, else TCG), `kvm` or `tcg`.
     public var accel: String = "auto"
+    /// Seconds a stopping VM gets for its ACPI power-off before QEMU is told to quit.
+    public var stopTimeoutSeconds: Int = 60
     /// cgroup filesystem root (v1 or v2 is detected).
     public var cgroupRoot: String = "/sys/fs/cgroup"
     /// The agent's subtree under each hierarchy (under systemd: the delegated subtree).
@@ -43,7 +45,7 @@ public struct AgentConfig: Codable, Sendable, Hashable {
 
     private enum CodingKeys: String, CodingKey {
         case controller, state, driver, heartbeatSeconds = "heartbeat_seconds", metricsListen = "metrics_listen", pools, simulated, images, accel
-        case cgroupRoot = "cgroup_root", cgroupSubpath = "cgroup_subpath"
+        case cgroupRoot = "cgroup_root", cgroupSubpath = "cgroup_subpath", stopTimeoutSeconds = "stop_timeout_seconds"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -59,6 +61,7 @@ public struct AgentConfig: Codable, Sendable, Hashable {
         accel = try c.decodeIfPresent(String.self, forKey: .accel) ?? "auto"
         cgroupRoot = try c.decodeIfPresent(String.self, forKey: .cgroupRoot) ?? "/sys/fs/cgroup"
         cgroupSubpath = try c.decodeIfPresent(String.self, forKey: .cgroupSubpath) ?? "lumbung"
+        stopTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .stopTimeoutSeconds) ?? 60
     }
 
     /// Reads and checks a config file; errors name the file and the field.
@@ -87,6 +90,7 @@ public struct AgentConfig: Codable, Sendable, Hashable {
         if driver == "simulated" {
             _ = try simulatedCapacity(path: path)
         }
+        guard (1...3600).contains(stopTimeoutSeconds) else { throw AgentError("\(path): stop_timeout_seconds must be between 1 and 3600") }
         guard QEMUAccelSetting(rawValue: accel) != nil else { throw AgentError("\(path): accel must be auto, kvm or tcg, not '\(accel)'") }
         if driver == "real" && pools.isEmpty {
             throw AgentError("\(path): the real driver needs at least one pool (pools: {ssd: /srv/lumbung/ssd})")
@@ -121,10 +125,13 @@ extension AgentConfig {
         try FileManager.default.createDirectory(atPath: imageDir, withIntermediateDirectories: true)
         let limits = try CgroupDriver(root: cgroupRoot, subPath: cgroupSubpath, logger: logger)
         let qemu = QEMUDriver(
-            config: QEMUConfig(stateDirectory: state, imageDirectory: imageDir, poolDirectories: poolPaths, accel: QEMUAccelSetting(rawValue: accel) ?? .auto),
+            config: QEMUConfig(
+                stateDirectory: state, imageDirectory: imageDir, poolDirectories: poolPaths, accel: QEMUAccelSetting(rawValue: accel) ?? .auto,
+                stopTimeout: .seconds(stopTimeoutSeconds)),
             limits: limits, logger: logger)
         let volumes = LoopVolumeDriver(pools: poolPaths)
-        let driver = LinuxHostDriver(vms: qemu, volumes: volumes, limits: limits, pools: poolPaths, imageDirectory: imageDir)
+        let driver = LinuxHostDriver(
+            vms: qemu, volumes: volumes, limits: limits, pools: poolPaths, imageDirectory: imageDir, stopTimeout: .seconds(stopTimeoutSeconds))
         try driver.adoptAll()
         return driver
     }
