@@ -44,6 +44,8 @@ struct AllocationRun: Codable, Sendable {
     var latencyMilliseconds: Latency
     /// Refused or failed calls by error code.
     var errors: [String: Int]
+    /// The ledger's group commits during this phase.
+    var ledger: LedgerStats?
 }
 
 /// (b) Durable allocations through the real HTTPS API (mutual TLS), plus the same through the ledger directly.
@@ -310,6 +312,7 @@ enum APIBench {
     private static func timed(
         workers: Int, total: Int, clock: ContinuousClock, _ body: @escaping @Sendable (Int, Int) async throws -> WorkerRun
     ) async throws -> AllocationRun {
+        LedgerProbe.shared.reset()
         let start = clock.now
         let runs = try await withThrowingTaskGroup(of: WorkerRun.self) { group in
             for w in 0..<workers {
@@ -322,13 +325,14 @@ enum APIBench {
         }
         let end = runs.map(\.end).max() ?? start
         let seconds = (end - start).seconds
+        let ledger = LedgerProbe.shared.stats(wallSeconds: seconds)
         let succeeded = runs.reduce(0) { $0 + $1.succeeded }
         var errors: [String: Int] = [:]
         for r in runs { errors.merge(r.errors, uniquingKeysWith: +) }
         return AllocationRun(
             concurrency: workers, attempted: total, succeeded: succeeded, seconds: seconds,
             perSecond: seconds > 0 ? Double(succeeded) / seconds : 0,
-            latencyMilliseconds: Latency(runs.flatMap(\.latencies)), errors: errors)
+            latencyMilliseconds: Latency(runs.flatMap(\.latencies)), errors: errors, ledger: ledger.batches > 0 ? ledger : nil)
     }
 
     /// VmRSS of this process from /proc (nil elsewhere).

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import LumbungCore
+import Metrics
 
 /// `lumbung-bench`: how fast Lumbung decides placements in process, and how many durable
 /// allocations per second its real HTTPS API takes from concurrent mutual-TLS clients, as the
@@ -89,6 +90,7 @@ struct LumbungBench: AsyncParsableCommand {
 
     func run() async throws {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        MetricsSystem.bootstrap(LedgerProbe.shared)
         var logger = Logger(label: "lumbung-bench")
         logger.logLevel = .warning
         let progress: @Sendable (String) -> Void = { line in
@@ -96,6 +98,7 @@ struct LumbungBench: AsyncParsableCommand {
         }
         var report = Report(
             date: ISO8601DateFormatter().string(from: Date()), cores: ProcessInfo.processInfo.activeProcessorCount,
+            loadAverageAtStart: loadAverage(), loadAverageAtEnd: nil,
             command: CommandLine.arguments, strategy: strategy.rawValue, opds: opds, placementsPerRound: placements, rounds: rounds,
             clients: clients, allocations: allocations, warmup: warmup, placement: [], api: [], placementGoalMet: nil,
             allocationGoalMet: nil)
@@ -119,6 +122,7 @@ struct LumbungBench: AsyncParsableCommand {
             }
         }
 
+        report.loadAverageAtEnd = loadAverage()
         report.evaluateGoals()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

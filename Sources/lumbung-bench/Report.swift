@@ -8,6 +8,10 @@ struct Report: Codable, Sendable {
 
     var date: String
     var cores: Int
+    /// 1-, 5- and 15-minute load averages when the run started and ended (/proc/loadavg): other work on
+    /// the machine skews every figure.
+    var loadAverageAtStart: String?
+    var loadAverageAtEnd: String?
     var command: [String]
     var strategy: String
     var opds: Int
@@ -31,6 +35,7 @@ struct Report: Codable, Sendable {
 
     func table() -> String {
         var out = "Lumbung benchmark — \(date), \(cores) cores, strategy \(strategy), \(opds) OPDs\n"
+        out += "load average at start \(loadAverageAtStart ?? "?"), at end \(loadAverageAtEnd ?? "?")\n"
         if !placement.isEmpty {
             out += "\n(a) Placement in process — median of \(rounds) rounds of \(format(count: placementsPerRound)) decisions\n"
             out += Self.grid(
@@ -64,6 +69,19 @@ struct Report: Codable, Sendable {
                         a.verified ? "yes" : "NO (\(a.vmsInLedger) VMs)",
                     ]
                 })
+            out += "\nThe ledger's group commits during those runs (from its swift-metrics)\n"
+            var rows: [[String]] = []
+            for a in api {
+                for (phase, run) in [("API", a.api), ("ledger direct", a.ledgerDirect)] {
+                    guard let run, let l = run.ledger else { continue }
+                    rows.append([
+                        format(count: a.hosts), phase, format(count: l.batches), format(ms: l.meanBatchSize), "\(l.maxBatchSize)",
+                        "\(format(ms: l.commitMilliseconds.p50))/\(format(ms: l.commitMilliseconds.p99))",
+                        "\(Int((l.commitShareOfWallTime * 100).rounded()))%",
+                    ])
+                }
+            }
+            out += Self.grid(["hosts", "phase", "commits", "mean batch", "max", "commit p50/p99 ms", "time in commit"], rows)
             out += Self.verdict(
                 "API allocations", goal: Self.allocationGoal, unit: "allocations/s",
                 measured: api.first { $0.hosts == Self.goalHosts }?.api.perSecond)
@@ -91,6 +109,12 @@ struct Report: Codable, Sendable {
         }
         return out
     }
+}
+
+/// The three load averages from /proc/loadavg (nil elsewhere).
+func loadAverage() -> String? {
+    guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return nil }
+    return text.split(separator: " ").prefix(3).joined(separator: " ")
 }
 
 /// `12,345`.
