@@ -182,10 +182,13 @@ public struct HostView: Codable, Sendable, Hashable {
     public var desiredVersion: Int64
     /// Sentences naming where the agent's reported facts differ from the declaration (the reported facts win).
     public var differences: [String]
+    /// The base images the agent reported (sorted); nil before its first report of them.
+    public var images: [String]?
     public init(
         id: HostID, state: HostState, driver: String?, declared: HostCapacity, reported: HostCapacity?, reserved: HostCapacity,
         overcommit: Overcommit, labels: [String: String], allocatable: ResourceVector, allocated: ResourceVector,
-        free: ResourceVector, vms: Int, volumes: Int, lastReportAt: Date?, desiredVersion: Int64, differences: [String]
+        free: ResourceVector, vms: Int, volumes: Int, lastReportAt: Date?, desiredVersion: Int64, differences: [String],
+        images: [String]? = nil
     ) {
         self.id = id
         self.state = state
@@ -203,6 +206,7 @@ public struct HostView: Codable, Sendable, Hashable {
         self.lastReportAt = lastReportAt
         self.desiredVersion = desiredVersion
         self.differences = differences
+        self.images = images
     }
 }
 
@@ -561,9 +565,11 @@ public struct AgentReport: Codable, Sendable, Hashable {
     /// True when `vms` and `volumes` list everything on the host: a VM or volume being deleted
     /// that is not listed is then gone, and its host capacity is released.
     public var complete: Bool?
+    /// The base images in the host's image directory; sent when they changed (nil: unchanged).
+    public var images: [String]?
     public init(
         host: HostID, driver: String, appliedVersion: Int64? = nil, facts: HostCapacity? = nil, vms: [VMReport] = [],
-        volumes: [VolumeReport] = [], complete: Bool? = nil
+        volumes: [VolumeReport] = [], complete: Bool? = nil, images: [String]? = nil
     ) {
         self.host = host
         self.driver = driver
@@ -572,6 +578,7 @@ public struct AgentReport: Codable, Sendable, Hashable {
         self.vms = vms
         self.volumes = volumes
         self.complete = complete
+        self.images = images
     }
 }
 

@@ -312,6 +312,19 @@ extension Ledger {
                 host.driver = report.driver
                 changedHost = true
             }
+            if let images = report.images {
+                var valid = Set<String>()
+                for image in images {
+                    do { valid.insert(try ImageName.validate(image)) } catch {
+                        throw APIError(.badRequest, "invalid_name", "the report names an image that is not accepted: \(error)")
+                    }
+                }
+                if valid != host.images {
+                    out.record(caller, "host.images", "host:\(host.id)", before: host.images?.sorted(), after: valid.sorted(), at: now)
+                    host.images = valid
+                    changedHost = true
+                }
+            }
             state.dc.upsertHost(host)
             if changedHost { out.changes.append(.hostUpdated(host)) }
 

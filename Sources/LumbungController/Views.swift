@@ -20,7 +20,8 @@ extension LedgerState {
             allocated: allocated.normalized, free: (allocatable - allocated).normalized,
             vms: dc.vms.values.filter { $0.host == host.id && $0.state != .deleted }.count,
             volumes: dc.volumes.values.filter { $0.host == host.id && $0.state != .deleted }.count,
-            lastReportAt: host.lastReportAt, desiredVersion: host.desiredVersion, differences: factDifferences(host))
+            lastReportAt: host.lastReportAt, desiredVersion: host.desiredVersion, differences: factDifferences(host),
+            images: host.images?.sorted())
     }
 
     func factDifferences(_ host: LumbungCore.Host) -> [String] {

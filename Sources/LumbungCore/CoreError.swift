@@ -14,6 +14,7 @@ public struct CoreError: Error, Hashable, Sendable, CustomStringConvertible {
         case capacityExceeded = "capacity_exceeded"
         case noHostFits = "no_host_fits"
         case unknownPool = "unknown_pool"
+        case unknownImage = "unknown_image"
         case limitExceeded = "limit_exceeded"
         case quotaBelowUse = "quota_below_use"
     }

@@ -274,7 +274,7 @@ public struct DataCenter: Sendable {
     ) -> Result<PlacementDecision, PlacementFailure> {
         let ask = PlacementIndex.Ask(
             isVM: true, vcpu: Int64(spec.vcpu), memory: spec.memory.bytes, pool: spec.pool, storage: spec.disk.bytes,
-            required: spec.requiredLabels, forbidden: spec.forbiddenLabels)
+            required: spec.requiredLabels, forbidden: spec.forbiddenLabels, image: spec.image)
         let app = spec.app.map { AppKey(opd: opd, app: $0) }
         return index.decide(ask, app: app, strategy: strategy, explain: explain, subject: .vm)
     }
@@ -301,6 +301,7 @@ public struct DataCenter: Sendable {
         }
         guard let owner = opds[opd] else { return .failure(.notFound("OPD \(opd) does not exist")) }
         if let refusal = unknownPool(spec.pool) { return .failure(refusal) }
+        if let image = spec.image, let refusal = unknownImage(image) { return .failure(refusal) }
         if let existing = vm(named: spec.name, in: opd) {
             return .failure(.conflict("\(opd) already has a VM named \(spec.name) (\(existing.id), \(existing.state))"))
         }
@@ -410,6 +411,15 @@ public struct DataCenter: Sendable {
             }
         }
         return .success(())
+    }
+
+    /// Refuses an image no host reported: the data center's image catalogue is the union of
+    /// what the agents found in their image directories.
+    private func unknownImage(_ image: String) -> Refusal? {
+        guard !index.hasImage(image) else { return nil }
+        let known = index.knownImages
+        let list = known.isEmpty ? "no host has reported any image yet" : "images: " + known.joined(separator: ", ")
+        return .invalid(CoreError(.unknownImage, "image \(image) exists on no host; \(list)"))
     }
 
     private func unknownPool(_ pool: PoolName) -> Refusal? {

@@ -135,11 +135,15 @@ public struct Host: Hashable, Codable, Sendable {
     /// Bumped whenever what this host should run changes; the agent long-polls on it.
     public var desiredVersion: Int64
     public var createdAt: Date
+    /// The base images in the host's image directory, as its agent reported them; nil before
+    /// the agent first reported them (the host then takes no VM that names an image).
+    public var images: Set<String>?
 
     public init(
         id: HostID, declared: HostCapacity, reported: HostCapacity? = nil, reserved: HostCapacity = HostCapacity(),
         overcommit: Overcommit = .default, labels: [String: String] = [:], connectivity: HostConnectivity = .enrolled,
-        cordoned: Bool = false, lastReportAt: Date? = nil, driver: String? = nil, desiredVersion: Int64 = 1, createdAt: Date
+        cordoned: Bool = false, lastReportAt: Date? = nil, driver: String? = nil, desiredVersion: Int64 = 1, createdAt: Date,
+        images: Set<String>? = nil
     ) {
         self.id = id
         self.declared = declared
@@ -153,6 +157,7 @@ public struct Host: Hashable, Codable, Sendable {
         self.driver = driver
         self.desiredVersion = desiredVersion
         self.createdAt = createdAt
+        self.images = images
     }
 
     /// Reported facts when the agent has reported, else the declaration.

@@ -49,6 +49,10 @@ public enum ExclusionReason: Hashable, Codable, Sendable, CustomStringConvertibl
     case missingLabel(key: String, value: String)
     /// The host carries a label the spec forbids.
     case forbiddenLabel(key: String, value: String)
+    /// The host's agent reported its images and the VM's base image is not among them.
+    case lacksImage(String)
+    /// The host's agent has not reported its images yet, so a VM naming an image cannot go there.
+    case imagesUnknown(String)
     /// The host already runs a VM of the same app of the same OPD.
     case antiAffinity(app: String, opd: OPDID)
     /// The host has too little of one dimension left.
@@ -62,6 +66,8 @@ public enum ExclusionReason: Hashable, Codable, Sendable, CustomStringConvertibl
         case .lacksPool: "lacks_pool"
         case .missingLabel: "missing_label"
         case .forbiddenLabel: "forbidden_label"
+        case .lacksImage: "lacks_image"
+        case .imagesUnknown: "images_unknown"
         case .antiAffinity: "anti_affinity"
         case .insufficient: "insufficient"
         }
@@ -75,6 +81,8 @@ public enum ExclusionReason: Hashable, Codable, Sendable, CustomStringConvertibl
         case .lacksPool(let pool): "lacks pool \(pool)"
         case .missingLabel(let key, let value): "lacks label \(key)=\(value)"
         case .forbiddenLabel(let key, let value): "has forbidden label \(key)=\(value)"
+        case .lacksImage(let image): "lacks image \(image)"
+        case .imagesUnknown(let image): "has not reported its images yet (no agent), so it cannot take image \(image)"
         case .antiAffinity(let app, let opd): "already runs app \(app) of \(opd)"
         case .insufficient(let shortfall):
             "has \(shortfall.dimension.leftClause(shortfall.left)), \(shortfall.subject.noun) asks for \(shortfall.dimension.format(shortfall.asked))"
@@ -89,13 +97,15 @@ public enum ExclusionReason: Hashable, Codable, Sendable, CustomStringConvertibl
         case .lacksPool: 2
         case .missingLabel: 3
         case .forbiddenLabel: 4
-        case .antiAffinity: 5
-        case .insufficient(let s): 6 + s.dimension.orderRank
+        case .imagesUnknown: 5
+        case .lacksImage: 6
+        case .antiAffinity: 7
+        case .insufficient(let s): 8 + s.dimension.orderRank
         }
     }
 
     private enum CodingKeys: String, CodingKey {
-        case code, pool, key, value, app, opd, shortfall
+        case code, pool, key, value, app, opd, shortfall, image
     }
 
     /// Decodes the object written by ``encode(to:)``.
@@ -110,6 +120,8 @@ public enum ExclusionReason: Hashable, Codable, Sendable, CustomStringConvertibl
             self = .missingLabel(key: try c.decode(String.self, forKey: .key), value: try c.decode(String.self, forKey: .value))
         case "forbidden_label":
             self = .forbiddenLabel(key: try c.decode(String.self, forKey: .key), value: try c.decode(String.self, forKey: .value))
+        case "lacks_image": self = .lacksImage(try c.decode(String.self, forKey: .image))
+        case "images_unknown": self = .imagesUnknown(try c.decode(String.self, forKey: .image))
         case "anti_affinity":
             self = .antiAffinity(app: try c.decode(String.self, forKey: .app), opd: try c.decode(OPDID.self, forKey: .opd))
         case "insufficient": self = .insufficient(try c.decode(Shortfall.self, forKey: .shortfall))
@@ -128,6 +140,7 @@ public enum ExclusionReason: Hashable, Codable, Sendable, CustomStringConvertibl
         case .missingLabel(let key, let value), .forbiddenLabel(let key, let value):
             try c.encode(key, forKey: .key)
             try c.encode(value, forKey: .value)
+        case .lacksImage(let image), .imagesUnknown(let image): try c.encode(image, forKey: .image)
         case .antiAffinity(let app, let opd):
             try c.encode(app, forKey: .app)
             try c.encode(opd, forKey: .opd)
@@ -228,6 +241,9 @@ public struct PlacementFailure: Error, Hashable, Codable, Sendable, CustomString
             case .missingLabel(let key, let value): return "\(hosts) \(one ? "lacks" : "lack") label \(key)=\(value)"
             case .forbiddenLabel(let key, let value):
                 return "\(hosts) \(one ? "has" : "have") forbidden label \(key)=\(value)"
+            case .lacksImage(let image): return "\(hosts) \(one ? "lacks" : "lack") image \(image)"
+            case .imagesUnknown(let image):
+                return "\(hosts) \(one ? "has" : "have") not reported \(one ? "its" : "their") images yet (image \(image))"
             case .antiAffinity(let app, let opd): return "\(hosts) already \(one ? "runs" : "run") app \(app) of \(opd)"
             case .insufficient(let s):
                 let free = g.mostFree > 0 ? s.dimension.format(g.mostFree) : "none"
@@ -283,6 +299,8 @@ struct PlacementIndex: Sendable {
         var storage: Int64
         var required: [String: String]
         var forbidden: [String: String]
+        /// The VM's base image: only hosts that reported it qualify.
+        var image: String? = nil
     }
 
     struct Pick {
@@ -305,6 +323,8 @@ struct PlacementIndex: Sendable {
     private(set) var poolCells: [[Cell]] = []
     private(set) var labelBits: [LabelPair: [UInt64]] = [:]
     private(set) var hostLabels: [[String: String]] = []
+    private(set) var imageBits: [String: [UInt64]] = [:]
+    private(set) var hostImages: [Set<String>?] = []
     private(set) var appBits: [AppKey: [UInt64]] = [:]
 
     init() {}
@@ -319,6 +339,7 @@ struct PlacementIndex: Sendable {
         flags = Array(repeating: 0, count: n)
         rows = Array(repeating: Row(vcpuFree: 0, memFree: 0, vcpuInv: 0, memInv: 0), count: n)
         hostLabels = Array(repeating: [:], count: n)
+        hostImages = Array(repeating: nil, count: n)
         var pools = Set<PoolName>()
         for h in sorted { pools.formUnion(h.effective.pools.keys) }
         for (i, pool) in pools.sorted().enumerated() { poolSlots[pool] = i }
@@ -420,6 +441,25 @@ struct PlacementIndex: Sendable {
             }
             hostLabels[slot] = host.labels
         }
+        if hostImages[slot] != host.images {
+            for image in hostImages[slot] ?? [] {
+                Self.setBit(&imageBits[image, default: Array(repeating: 0, count: words)], slot, false)
+            }
+            for image in host.images ?? [] {
+                Self.setBit(&imageBits[image, default: Array(repeating: 0, count: words)], slot, true)
+            }
+            hostImages[slot] = host.images
+        }
+    }
+
+    /// True when at least one host reported `image`.
+    func hasImage(_ image: String) -> Bool {
+        imageBits[image]?.contains { $0 != 0 } ?? false
+    }
+
+    /// The images some host reported, sorted.
+    var knownImages: [String] {
+        imageBits.keys.filter { hasImage($0) }.sorted()
     }
 
     /// The best host for `ask`, or nil when none fits. `avoid` is the bitmap of hosts excluded by anti-affinity.
@@ -438,6 +478,10 @@ struct PlacementIndex: Sendable {
             for (key, value) in ask.forbidden {
                 guard let bits = labelBits[LabelPair(key: key, value: value)] else { continue }
                 for w in 0..<words { mask[w] &= ~bits[w] }
+            }
+            if let image = ask.image {
+                guard let bits = imageBits[image] else { return nil }
+                for w in 0..<words { mask[w] &= bits[w] }
             }
             if let avoid {
                 for w in 0..<words { mask[w] &= ~avoid[w] }
@@ -518,6 +562,10 @@ struct PlacementIndex: Sendable {
             let value = ask.forbidden[key]!
             if labels[key] == value { return .forbiddenLabel(key: key, value: value) }
         }
+        if let image = ask.image {
+            guard let images = hostImages[slot] else { return .imagesUnknown(image) }
+            if !images.contains(image) { return .lacksImage(image) }
+        }
         let id = ids[slot]
         if let app, let avoid, Self.bit(avoid, slot) { return .antiAffinity(app: app.app, opd: app.opd) }
         let subject: Shortfall.Subject = ask.isVM ? .vm : .volume
@@ -597,6 +645,10 @@ struct PlacementIndex: Sendable {
             out.append("label \(pair.key)=\(pair.value) missing")
         }
         if appBits != fresh.appBits { out.append("app bits differ") }
+        if hostImages != fresh.hostImages { out.append("host images differ") }
+        for (image, bits) in imageBits where bits != (fresh.imageBits[image] ?? empty) {
+            out.append("image \(image) bits differ")
+        }
         return out
     }
 }

@@ -92,6 +92,7 @@ struct HostRow: StoreRow {
     var driver: String?
     var desiredVersion: Int64
     var createdAt: Int64
+    var images: String?
 
     init(_ host: LumbungCore.Host) throws {
         id = host.id.rawValue
@@ -111,6 +112,7 @@ struct HostRow: StoreRow {
         driver = host.driver
         desiredVersion = host.desiredVersion
         createdAt = Millis.from(host.createdAt)
+        images = try host.images.map { try JSONColumn.encode($0.sorted()) }
     }
 
     func model(pools: [String: [PoolName: ByteSize]]) throws -> LumbungCore.Host {
@@ -132,7 +134,8 @@ struct HostRow: StoreRow {
             lastReportAt: Millis.date(lastReportAt),
             driver: driver,
             desiredVersion: desiredVersion,
-            createdAt: Millis.date(createdAt))
+            createdAt: Millis.date(createdAt),
+            images: try images.map { Set(try JSONColumn.decode([String].self, from: $0, what: "images of host \(id)")) })
     }
 }
 

@@ -21,8 +21,16 @@ enum Schema {
                 sql: "INSERT INTO meta(name, value) VALUES ('audit_head_seq', '0'), ('audit_head_hash', ?)",
                 arguments: [zeroHash])
         }
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: v2)
+        }
         return migrator
     }
+
+    /// v2: the base images each host's agent reported (a JSON array; NULL before the first report).
+    static let v2 = """
+        ALTER TABLE hosts ADD COLUMN images TEXT CHECK (images IS NULL OR json_valid(images));
+        """
 
     static let v1 = """
         CREATE TABLE meta (

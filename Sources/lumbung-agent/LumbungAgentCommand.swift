@@ -93,7 +93,7 @@ extension LumbungAgentCommand {
             let driver: any HostDriver
             switch cfg.driver {
             case "simulated":
-                driver = SimulatedHostDriver(capacity: try cfg.simulatedCapacity(path: config))
+                driver = SimulatedHostDriver(capacity: try cfg.simulatedCapacity(path: config), images: try cfg.simulatedImages(path: config))
             default:
                 do {
                     driver = try cfg.linuxDriver(logger: logger)

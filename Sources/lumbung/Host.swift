@@ -227,6 +227,7 @@ private func printHost(_ h: HostView) {
         ("labels", Format.labels(h.labels)),
         ("declared", Format.capacity(h.declared)),
         ("reported", h.reported.map(Format.capacity) ?? "- (no report yet)"),
+        ("images", h.images.map { $0.isEmpty ? "none" : $0.joined(separator: ", ") } ?? "- (not reported yet)"),
         ("reserved", Format.capacity(h.reserved)),
         ("overcommit", "cpu \(Format.ratio(h.overcommit.cpu)), memory \(Format.ratio(h.overcommit.memory)), storage \(Format.ratio(h.overcommit.storage))"),
         ("allocatable", Format.vector(h.allocatable, counts: false)),

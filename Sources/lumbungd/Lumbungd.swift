@@ -285,7 +285,7 @@ struct DevAgentService: Service {
                     var agentLogger = logger
                     agentLogger[metadataKey: "host.id"] = "node-01"
                     let agent = Agent(
-                        client: try LumbungClient(baseURL: controller, credentials: credentials), driver: SimulatedHostDriver(capacity: capacity),
+                        client: try LumbungClient(baseURL: controller, credentials: credentials), driver: SimulatedHostDriver(capacity: capacity, images: SimulatedHostDriver.defaultImages),
                         state: state, settings: AgentSettings(host: "node-01"), logger: agentLogger)
                     logger.info("local agent for node-01 started (simulated driver)")
                     await agent.run()

@@ -70,6 +70,45 @@ struct AgentProtocolTests {
         await ctl.stop()
     }
 
+    @Test("the image catalogue is what agents report: unknown images are refused, VMs go only where their image is")
+    func imageCatalogue() async throws {
+        let ctl = try await TestController.start()
+        let admin = try await ctl.adminClient()
+        _ = try await admin.client.createOPD(
+            CreateOPDBody(id: "dinkes", displayName: "Dinas Kesehatan", quota: ResourceVector(vcpu: 32, memory: .gib(64), storage: ["ssd": .tib(2)], vms: 20)))
+        let one = try await ctl.agent("node-01", admin: admin)
+        let two = try await ctl.agent("node-02", admin: admin)
+        func vm(_ name: String, image: String) -> CreateVMBody {
+            CreateVMBody(opd: "dinkes", vm: VMBody(name: name, vcpu: 1, memory: .gib(1), disk: .gib(10), pool: "ssd", image: image))
+        }
+        // Before any agent reported images, no image is known.
+        #expect(await errorCode { try await admin.client.createVM(vm("early", image: "debian-12")) } == "unknown_image")
+        _ = try await one.client.report(AgentReport(host: "node-01", driver: "simulated", images: ["debian-12"]))
+        _ = try await two.client.report(AgentReport(host: "node-02", driver: "simulated", images: ["debian-12", "ubuntu-24.04"]))
+        #expect(try await admin.client.host("node-02").images == ["debian-12", "ubuntu-24.04"])
+        let before = try await admin.client.quota(opd: "dinkes").usage
+        let refused = try #require(await apiError { try await admin.client.createVM(vm("old", image: "centos-7")) })
+        #expect(refused.detail.code == "unknown_image")
+        #expect(refused.detail.message.contains("centos-7") && refused.detail.message.contains("debian-12, ubuntu-24.04"))
+        #expect(try await admin.client.quota(opd: "dinkes").usage == before)  // nothing charged
+        for i in 0..<3 {
+            let placed = try await admin.client.createVM(vm("web-\(i)", image: "ubuntu-24.04"))
+            #expect(placed.host == "node-02")
+        }
+        // A report with a path-escaping image name is refused and changes nothing.
+        #expect(await errorCode {
+            _ = try await one.client.report(AgentReport(host: "node-01", driver: "simulated", images: ["../../etc"]))
+        } == "invalid_name")
+        #expect(try await admin.client.host("node-01").images == ["debian-12"])
+        // The host drops the image: it no longer qualifies.
+        _ = try await two.client.report(AgentReport(host: "node-02", driver: "simulated", images: ["debian-12"]))
+        #expect(await errorCode { try await admin.client.createVM(vm("web-9", image: "ubuntu-24.04")) } == "unknown_image")
+        await one.shutdown()
+        await two.shutdown()
+        await admin.shutdown()
+        await ctl.stop()
+    }
+
     @Test("a silent host becomes unreachable, is excluded from placement, and comes back on its next report")
     func unreachable() async throws {
         let clock = ManualClock()

@@ -213,3 +213,59 @@ import Testing
         #expect(dc.pools == ["hdd", "ssd"])
     }
 }
+
+@Suite struct ImagePlacementTests {
+    func hosts() -> [Host] {
+        var a = makeHost("node-01")
+        a.images = ["debian-12"]
+        var b = makeHost("node-02")
+        b.images = ["debian-12", "ubuntu-24.04"]
+        let c = makeHost("node-03")  // its agent never reported images
+        return [a, b, c]
+    }
+
+    func spec(_ image: String?) -> VMSpec {
+        var s = vmSpec()
+        s.image = image
+        return s
+    }
+
+    @Test func aVMNamingAnImageGoesOnlyToHostsThatReportedIt() throws {
+        let dc = makeDC(hosts: hosts())
+        let ubuntu = try #require(dc.placeVM(spec("ubuntu-24.04"), opd: "dinkes", explain: true).success)
+        #expect(ubuntu.host == "node-02")
+        #expect(ubuntu.candidates == 1)
+        #expect(ubuntu.excluded == [
+            HostExclusion(host: "node-01", reason: .lacksImage("ubuntu-24.04")),
+            HostExclusion(host: "node-03", reason: .imagesUnknown("ubuntu-24.04")),
+        ])
+        #expect(try #require(dc.placeVM(spec("debian-12"), opd: "dinkes").success).candidates == 2)
+        // A blank disk goes anywhere, including the host that has not reported images.
+        #expect(try #require(dc.placeVM(spec(nil), opd: "dinkes").success).candidates == 3)
+    }
+
+    @Test func anImageNoHostHasIsRefusedWithTheCatalogue() throws {
+        let dc = makeDC(hosts: hosts())
+        let refusal = try #require(dc.decideVM(spec("centos-7"), opd: "dinkes").failure)
+        #expect(refusal.code == "unknown_image")
+        #expect(refusal.description == "image centos-7 exists on no host; images: debian-12, ubuntu-24.04")
+        let none = makeDC(hosts: [makeHost("node-01")])
+        #expect(none.decideVM(spec("debian-12"), opd: "dinkes").failure?.description
+            == "image debian-12 exists on no host; no host has reported any image yet")
+    }
+
+    @Test func reportedImagesUpdateTheIndexInPlace() throws {
+        var dc = makeDC(hosts: hosts())
+        var c = try #require(dc.hosts["node-03"])
+        c.images = ["centos-7"]
+        dc.upsertHost(c)
+        #expect(dc.decideVM(spec("centos-7"), opd: "dinkes").success?.host == "node-03")
+        var b = try #require(dc.hosts["node-02"])
+        b.images = []
+        dc.upsertHost(b)
+        let failure = try #require(dc.decideVM(spec("ubuntu-24.04"), opd: "dinkes").failure)
+        #expect(failure.code == "unknown_image")
+        let fresh = makeDC(hosts: Array(dc.hosts.values))
+        #expect(dc.index.differences(from: fresh.index).isEmpty)
+    }
+}

@@ -41,6 +41,7 @@ public final class Agent: Sendable {
         var desired: DesiredState?
         var errors: [ReconcileSubject: ReconcileError] = [:]
         var lastFacts: HostCapacity?
+        var lastImages: [String]?
         var connected = false
         var reconciles = 0
     }
@@ -204,6 +205,7 @@ public final class Agent: Sendable {
             let was = c.connected
             c.connected = true
             if let facts = report.facts { c.lastFacts = facts }
+            if let images = report.images { c.lastImages = images }
             return was
         }
         connectedGauge.record(1)
@@ -216,7 +218,8 @@ public final class Agent: Sendable {
         let facts = try await driver.facts()
         let snapshot = try await driver.snapshot()
         metrics.update(facts: facts, snapshot: snapshot, desired: desired)
-        let (errors, lastFacts) = core.withLockedValue { ($0.errors, $0.lastFacts) }
+        let (errors, lastFacts, lastImages) = core.withLockedValue { ($0.errors, $0.lastFacts, $0.lastImages) }
+        let images = snapshot.observation.images.sorted()
         var vms: [VMReport] = snapshot.observation.vms.values.sorted { $0.id < $1.id }.map { vm in
             let u = snapshot.vmUsage[vm.id]
             return VMReport(
@@ -239,7 +242,7 @@ public final class Agent: Sendable {
         }
         return AgentReport(
             host: settings.host, driver: driver.kind, appliedVersion: desired?.version, facts: facts == lastFacts ? nil : facts,
-            vms: vms, volumes: volumes, complete: true)
+            vms: vms, volumes: volumes, complete: true, images: images == lastImages ? nil : images)
     }
 
     private func noteFailure(_ error: any Error, what: String) {

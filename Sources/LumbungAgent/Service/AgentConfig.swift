@@ -35,6 +35,17 @@ public struct AgentConfig: Codable, Sendable, Hashable {
         public var cpus: Int
         public var memory: String
         public var pools: [String: String]
+        /// Base image names the simulated host claims to have (default `debian-12`, `ubuntu-24.04`).
+        public var images: [String]?
+    }
+
+    /// The images a simulated host claims to have.
+    public func simulatedImages(path: String = "config") throws -> Set<String> {
+        var out = Set<String>()
+        for image in simulated?.images ?? SimulatedHostDriver.defaultImages.sorted() {
+            do { out.insert(try ImageName.validate(image)) } catch { throw AgentError("\(path): simulated image: \(error)") }
+        }
+        return out
     }
 
     public init(controller: String, state: String, driver: String) {

@@ -16,6 +16,9 @@ public final class SimulatedHostDriver: HostDriver {
         var nextPID: Int32 = 10_000
     }
 
+    /// The base images a simulated host claims by default.
+    public static let defaultImages: Set<String> = ["debian-12", "ubuntu-24.04"]
+
     /// A simulated host with `capacity` (pools start empty) and the given base images.
     public init(capacity: HostCapacity, images: Set<String> = []) {
         self.capacity = capacity
