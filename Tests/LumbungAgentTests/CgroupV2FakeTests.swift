@@ -341,3 +341,40 @@ struct CgroupV2FakeTests {
         #expect(VMLimits.pidsLimit(forVCPUs: 512) == 1088)
     }
 }
+
+@Suite struct CgroupSubtreeTests {
+    static let v2 = CgroupLayout.v2(mount: "/sys/fs/cgroup")
+    static let v1 = CgroupLayout.v1(CgroupV1Mounts(cpu: "/sys/fs/cgroup/cpu", cpuacct: "/sys/fs/cgroup/cpuacct", memory: "/sys/fs/cgroup/memory", pids: nil))
+
+    struct Case: Sendable, CustomStringConvertible {
+        var name: String
+        var configured: String
+        var layout: CgroupLayout
+        var own: String?
+        var systemd: Bool
+        var subPath: String
+        var move: String?
+        var description: String { name }
+    }
+
+    static let cases: [Case] = [
+        Case(name: "systemd on v2: the delegated unit group", configured: "auto", layout: v2, own: "system.slice/lumbung-agent.service",
+             systemd: true, subPath: "system.slice/lumbung-agent.service/vms", move: "system.slice/lumbung-agent.service"),
+        Case(name: "already in the agent leaf", configured: "auto", layout: v2, own: "system.slice/lumbung-agent.service/agent",
+             systemd: true, subPath: "system.slice/lumbung-agent.service/vms", move: "system.slice/lumbung-agent.service"),
+        Case(name: "v2 without systemd", configured: "auto", layout: v2, own: "user.slice/session-1.scope", systemd: false,
+             subPath: "lumbung", move: nil),
+        Case(name: "v2 root group is never delegated", configured: "auto", layout: v2, own: "", systemd: true, subPath: "lumbung", move: nil),
+        Case(name: "v1 ignores delegation", configured: "auto", layout: v1, own: "system.slice/lumbung-agent.service", systemd: true,
+             subPath: "lumbung", move: nil),
+        Case(name: "a fixed path wins", configured: "lumbung-test/a", layout: v2, own: "system.slice/lumbung-agent.service",
+             systemd: true, subPath: "lumbung-test/a", move: nil),
+    ]
+
+    @Test(arguments: cases)
+    func resolve(_ c: Case) {
+        let got = CgroupSubtree.resolve(configured: c.configured, layout: c.layout, ownV2Cgroup: c.own, underSystemd: c.systemd)
+        #expect(got.subPath == c.subPath)
+        #expect(got.moveProcessesOutOf == c.move)
+    }
+}

@@ -4,6 +4,8 @@ import LumbungAPI
 import LumbungAgent
 import LumbungController
 import LumbungCore
+import LumbungPKI
+import NIOConcurrencyHelpers
 import Testing
 
 /// A real controller and a real agent (its loops, persistence and reports) over real mTLS, with
@@ -18,12 +20,16 @@ struct AgentEndToEndTests {
         return try makeAgent(ctl.baseURL, host: host, state: state, driver: SimulatedHostDriver(capacity: HostCapacity(cpus: 16, memory: .gib(64), pools: ["ssd": .tib(2)])), heartbeat: heartbeat)
     }
 
-    static func makeAgent(_ url: String, host: String, state: AgentStateDirectory, driver: any HostDriver, heartbeat: Duration) throws -> Agent {
+    static func makeAgent(
+        _ url: String, host: String, state: AgentStateDirectory, driver: any HostDriver, heartbeat: Duration,
+        configure: (inout AgentSettings) -> Void = { _ in }
+    ) throws -> Agent {
         var settings = AgentSettings(host: HostID(rawValue: host))
         settings.heartbeat = heartbeat
         settings.longPollTimeout = .seconds(5)
         settings.reconcileInterval = .milliseconds(200)
         settings.retry = RetryPolicy(initial: .milliseconds(50), maximum: .milliseconds(300))
+        configure(&settings)
         var logger = Logger(label: "test.agent")
         logger.logLevel = .critical
         return Agent(client: try LumbungClient(baseURL: url, credentials: try state.credentials()), driver: driver, state: state, settings: settings, logger: logger)
@@ -36,6 +42,45 @@ struct AgentEndToEndTests {
             try await Task.sleep(for: .milliseconds(50))
         }
         Issue.record("timed out waiting for: \(what)")
+    }
+
+    @Test("the run loop renews the certificate at 2/3 of its life, keeps working with the new one, and not before")
+    func automaticRenewal() async throws {
+        let ctl = try await TestController.start()
+        let admin = try await ctl.adminClient()
+        _ = try await admin.client.addHost(AddHostBody(id: "node-01", capacity: HostCapacity(cpus: 16, memory: .gib(64), pools: ["ssd": .tib(2)])))
+        let token = try await admin.client.hostToken("node-01")
+        let state = AgentStateDirectory(makeTempDirectory("lumbung-agent"))
+        _ = try await Enrollment.join(controller: ctl.baseURL, token: token.joinToken, state: state)
+        let first = try state.credentials().certificatePEM
+        // The agent's clock: 29 days after enrolment (a 30-day certificate is due at day 20).
+        let skew = NIOLockedValueBox<TimeInterval>(29 * 86400)
+        let agent = try Self.makeAgent(
+            ctl.baseURL, host: "node-01", state: state,
+            driver: SimulatedHostDriver(capacity: HostCapacity(cpus: 16, memory: .gib(64), pools: ["ssd": .tib(2)])),
+            heartbeat: .milliseconds(200)
+        ) { settings in
+            settings.renewalCheck = .milliseconds(200)
+            settings.now = { Date() + skew.withLockedValue { $0 } }
+        }
+        let running = Task { await agent.run() }
+        defer { running.cancel() }
+        try await Self.eventually("certificate renewed") { try state.credentials().certificatePEM != first }
+        skew.withLockedValue { $0 = 0 }
+        try await Task.sleep(for: .milliseconds(300))
+        let renewed = try state.credentials().certificatePEM
+        let cert = try #require(try PEM.certificates(fromPEM: renewed).first)
+        #expect(cert.notValidAfter > Date() + 29 * 86400)
+        // Not due any more: several checks later it is still the same certificate.
+        try await Task.sleep(for: .milliseconds(1000))
+        #expect(try state.credentials().certificatePEM == renewed)
+        // The agent keeps reporting with the renewed certificate.
+        let seen = try await admin.client.host("node-01").lastReportAt ?? .distantPast
+        try await Self.eventually("report after renewal") { (try await admin.client.host("node-01").lastReportAt ?? .distantPast) > seen }
+        let perms = try FileManager.default.attributesOfItem(atPath: state.path + "/agent.key")[.posixPermissions] as? Int
+        #expect(perms == 0o600)
+        await admin.shutdown()
+        await ctl.stop()
     }
 
     @Test("approve a VM → the agent runs it → reported running with usage → delete → released")

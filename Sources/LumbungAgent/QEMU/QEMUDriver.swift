@@ -195,7 +195,10 @@ public final class QEMUDriver: VMRuntime, @unchecked Sendable {
             throw VMRuntimeError(
                 .imageMissing, "image '\(name)' is not in this host's image directory \(config.imageDirectory); nothing was created")
         }
-        let head = FileManager.default.contents(atPath: path).map { Array($0.prefix(4)) } ?? []
+        // Only the magic number: a base image can be many GiB.
+        let handle = FileHandle(forReadingAtPath: path)
+        let head = Array((try? handle?.read(upToCount: 4)) ?? Data())
+        try? handle?.close()
         return (path, head == [0x51, 0x46, 0x49, 0xFB] ? "qcow2" : "raw")
     }
 

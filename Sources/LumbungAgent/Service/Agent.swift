@@ -3,6 +3,7 @@ import Logging
 import LumbungAPI
 import LumbungCore
 import Metrics
+import LumbungPKI
 import NIOConcurrencyHelpers
 
 /// Settings of one agent.
@@ -19,6 +20,10 @@ public struct AgentSettings: Sendable {
     public var retention: Duration = ReconcilePlanner.defaultRetention
     /// Backoff for failed reports and long-polls.
     public var retry: RetryPolicy = RetryPolicy(initial: .milliseconds(500), maximum: .seconds(30))
+    /// How often the agent checks whether its certificate is due for renewal (at 2/3 of its life).
+    public var renewalCheck: Duration = .seconds(3600)
+    /// The clock used for the renewal decision (tests move it).
+    public var now: @Sendable () -> Date = { Date() }
 
     public init(host: HostID) { self.host = host }
 }
@@ -55,6 +60,9 @@ public final class Agent: Sendable {
     private let lastHeartbeat = Gauge(label: "lumbung_agent_last_heartbeat_success_timestamp_seconds")
     private let connectedGauge = Gauge(label: "lumbung_agent_controller_connected")
     private let revokedGauge = Gauge(label: "lumbung_agent_certificate_revoked")
+    private let certificateExpiry = Gauge(label: "lumbung_agent_certificate_expiry_timestamp_seconds")
+    private let renewedOK = Counter(label: "lumbung_agent_certificate_renewals_total", dimensions: [("result", "success")])
+    private let renewFailed = Counter(label: "lumbung_agent_certificate_renewals_total", dimensions: [("result", "failure")])
     private let metrics = HostMetrics()
 
     public init(client: LumbungClient, driver: any HostDriver, state: AgentStateDirectory, settings: AgentSettings, logger: Logger) {
@@ -87,6 +95,7 @@ public final class Agent: Sendable {
             group.addTask { await self.reconcileLoop() }
             group.addTask { await self.reportLoop() }
             group.addTask { await self.tickLoop() }
+            group.addTask { await self.renewalLoop() }
             await group.waitForAll()
         }
     }
@@ -112,6 +121,48 @@ public final class Agent: Sendable {
                 noteFailure(error, what: "long-poll")
                 try? await Task.sleep(for: settings.retry.delay(attempt: attempt, using: &rng))
             }
+        }
+    }
+
+    // MARK: Certificate renewal
+
+    /// Checks at start and every ``AgentSettings/renewalCheck`` whether the certificate has
+    /// passed 2/3 of its life; if so, makes a new key on the host, renews over mTLS with the
+    /// current certificate, saves the credentials (mode 0600) and switches the client to them.
+    /// A failed renewal is retried at the next check (well before expiry: a third of the life
+    /// remains). A revoked certificate cannot be renewed; the log and metrics say so.
+    func renewalLoop() async {
+        while !Task.isCancelled {
+            await renewIfDue()
+            try? await Task.sleep(for: settings.renewalCheck)
+        }
+    }
+
+    /// One renewal check; returns true when the certificate was renewed.
+    @discardableResult
+    public func renewIfDue() async -> Bool {
+        do {
+            let credentials = try stateDirectory.credentials()
+            if let cert = try PEM.certificates(fromPEM: credentials.certificatePEM).first {
+                certificateExpiry.record(cert.notValidAfter.timeIntervalSince1970)
+            }
+            let current = client
+            guard
+                let renewed = try await Enrollment.renewIfDue(
+                    client: current, credentials: credentials, state: stateDirectory, now: settings.now())
+            else { return false }
+            replaceClient(try LumbungClient(baseURL: current.baseURL, credentials: renewed))
+            if let cert = try PEM.certificates(fromPEM: renewed.certificatePEM).first {
+                certificateExpiry.record(cert.notValidAfter.timeIntervalSince1970)
+                logger.info("certificate renewed", metadata: ["host.id": "\(settings.host)", "not_after": "\(cert.notValidAfter)"])
+            }
+            renewedOK.increment()
+            return true
+        } catch {
+            renewFailed.increment()
+            logger.warning("certificate renewal failed; retrying at the next check", metadata: ["host.id": "\(settings.host)", "error": "\(error)"])
+            noteFailure(error, what: "renewal")
+            return false
         }
     }
 

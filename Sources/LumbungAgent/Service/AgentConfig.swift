@@ -27,8 +27,9 @@ public struct AgentConfig: Codable, Sendable, Hashable {
     public var stopTimeoutSeconds: Int = 60
     /// cgroup filesystem root (v1 or v2 is detected).
     public var cgroupRoot: String = "/sys/fs/cgroup"
-    /// The agent's subtree under each hierarchy (under systemd: the delegated subtree).
-    public var cgroupSubpath: String = "lumbung"
+    /// The agent's subtree under each hierarchy: `auto` (default; under systemd on cgroup v2
+    /// the unit's delegated group, else `lumbung`, see ``CgroupSubtree``) or a fixed path.
+    public var cgroupSubpath: String = "auto"
 
     /// A simulated host's size.
     public struct SimulatedHost: Codable, Sendable, Hashable {
@@ -59,7 +60,25 @@ public struct AgentConfig: Codable, Sendable, Hashable {
         case cgroupRoot = "cgroup_root", cgroupSubpath = "cgroup_subpath", stopTimeoutSeconds = "stop_timeout_seconds"
     }
 
+    /// Any key, to find the ones this config does not know.
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    /// The keys the config accepts.
+    public static let knownKeys: [String] = [
+        "controller", "state", "driver", "heartbeat_seconds", "metrics_listen", "pools", "simulated", "images", "accel",
+        "cgroup_root", "cgroup_subpath", "stop_timeout_seconds",
+    ]
+
     public init(from decoder: any Decoder) throws {
+        let unknown = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue).filter { !Self.knownKeys.contains($0) }
+        if !unknown.isEmpty {
+            throw AgentError("unknown key(s) \(unknown.sorted().joined(separator: ", ")); accepted keys: \(Self.knownKeys.joined(separator: ", "))")
+        }
         let c = try decoder.container(keyedBy: CodingKeys.self)
         controller = try c.decode(String.self, forKey: .controller)
         state = try c.decodeIfPresent(String.self, forKey: .state) ?? "/var/lib/lumbung-agent"
@@ -71,7 +90,7 @@ public struct AgentConfig: Codable, Sendable, Hashable {
         images = try c.decodeIfPresent(String.self, forKey: .images)
         accel = try c.decodeIfPresent(String.self, forKey: .accel) ?? "auto"
         cgroupRoot = try c.decodeIfPresent(String.self, forKey: .cgroupRoot) ?? "/sys/fs/cgroup"
-        cgroupSubpath = try c.decodeIfPresent(String.self, forKey: .cgroupSubpath) ?? "lumbung"
+        cgroupSubpath = try c.decodeIfPresent(String.self, forKey: .cgroupSubpath) ?? "auto"
         stopTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .stopTimeoutSeconds) ?? 60
     }
 
@@ -134,7 +153,16 @@ extension AgentConfig {
         }
         let imageDir = images ?? state + "/images"
         try FileManager.default.createDirectory(atPath: imageDir, withIntermediateDirectories: true)
-        let limits = try CgroupDriver(root: cgroupRoot, subPath: cgroupSubpath, logger: logger)
+        let layout = try CgroupDriver.detect(root: cgroupRoot)
+        let subtree = CgroupSubtree.resolve(
+            configured: cgroupSubpath, layout: layout, ownV2Cgroup: CgroupDriver.ownV2Cgroup(),
+            underSystemd: ProcessInfo.processInfo.environment["INVOCATION_ID"] != nil)
+        let limits = try CgroupDriver(layout: layout, subPath: subtree.subPath, fs: SysCgroupFS(), logger: logger)
+        if let delegated = subtree.moveProcessesOutOf {
+            let moved = try limits.moveProcesses(outOf: delegated, into: "agent")
+            logger.info("using the cgroup subtree systemd delegated to this unit", metadata: ["cgroup.delegated": "\(delegated)", "cgroup.moved_pids": "\(moved)"])
+        }
+        logger.info("cgroup layout", metadata: ["cgroup.layout": "\(layout)", "cgroup.subpath": "\(subtree.subPath)"])
         let qemu = QEMUDriver(
             config: QEMUConfig(
                 stateDirectory: state, imageDirectory: imageDir, poolDirectories: poolPaths, accel: QEMUAccelSetting(rawValue: accel) ?? .auto,

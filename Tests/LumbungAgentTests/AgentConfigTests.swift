@@ -1,0 +1,37 @@
+import Foundation
+import Testing
+@testable import LumbungAgent
+
+@Suite struct AgentConfigTests {
+    func write(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID().uuidString.prefix(8)).yaml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func theShippedExampleLoads() throws {
+        let shipped = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("agent/agent.yaml").path
+        let config = try AgentConfig.load(path: shipped)
+        #expect(config.driver == "real")
+        #expect(config.cgroupSubpath == "auto")
+        #expect(config.accel == "auto")
+        #expect(config.pools.keys.sorted() == ["hdd", "ssd"])
+    }
+
+    @Test func unknownKeysAreRefusedWithTheAcceptedOnes() throws {
+        let path = try write("controller: https://127.0.0.1:7443\nheartbeat: 5\npoolz: {}\n")
+        let error = #expect(throws: AgentError.self) { try AgentConfig.load(path: path) }
+        let text = "\(error.map { "\($0)" } ?? "")"
+        #expect(text.contains("heartbeat, poolz"))
+        #expect(text.contains("heartbeat_seconds"))
+        #expect(text.contains(path))
+    }
+
+    @Test func badValuesNameTheField() throws {
+        let driver = try write("controller: https://127.0.0.1:7443\ndriver: fake\n")
+        #expect("\(#expect(throws: AgentError.self) { try AgentConfig.load(path: driver) }.map { "\($0)" } ?? "")".contains("driver must be real or simulated"))
+        let beat = try write("controller: https://127.0.0.1:7443\nheartbeat_seconds: 0\n")
+        #expect("\(#expect(throws: AgentError.self) { try AgentConfig.load(path: beat) }.map { "\($0)" } ?? "")".contains("heartbeat_seconds"))
+    }
+}
