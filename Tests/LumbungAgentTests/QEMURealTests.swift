@@ -208,6 +208,36 @@ struct QEMURealTests {
         }
     }
 
+    @Test("disk grow: online through QMP while running (QEMU sees the new size), offline with qemu-img; shrink refused")
+    func growDisk() async throws {
+        let box = try QEMURealSandbox()
+        defer { #expect(box.cleanup().isEmpty, "QEMU processes left behind") }
+        let (driver, _) = try box.makeDriver()
+        try await driver.start(spec)
+        let pid = try #require(try driver.observe().first?.pid)
+        try driver.growDisk(spec, to: .mib(96))
+        let seen = try #require(try driver.observe().first)
+        #expect(seen.diskSize == .mib(96))
+        #expect(seen.pid == pid, "growing online must not restart QEMU")
+        // QEMU itself reports the new virtual size of the block device.
+        let qmp = try QMPClient.connect(path: box.state + "/vms/vm-real-01/qmp.sock", timeout: .seconds(10))
+        let blocks = try qmp.execute("query-block")
+        qmp.close()
+        guard case .array(let devices) = blocks else { Issue.record("query-block: \(blocks.json)"); return }
+        let sizes = devices.compactMap { $0["inserted"]?["image"]?["virtual-size"] }
+        #expect(sizes.contains(.number(Double(ByteSize.mib(96).bytes))), "query-block: \(blocks.json)")
+
+        let shrink = #expect(throws: VMRuntimeError.self) { try driver.growDisk(spec, to: .mib(64)) }
+        #expect(shrink?.code == .invalidSpec)
+        #expect(try driver.observe().first?.diskSize == .mib(96))
+
+        try await driver.stop(spec.id, timeout: .milliseconds(200))
+        try driver.growDisk(spec, to: .mib(128))
+        #expect(try driver.observe().first?.diskSize == .mib(128))
+        try driver.growDisk(spec, to: .mib(128))  // again: nothing to do
+        try await driver.delete(spec.id)
+    }
+
     @Test("accel auto probes KVM once and falls back to TCG when KVM cannot run a guest")
     func acceleratorProbe() throws {
         let box = try QEMURealSandbox()

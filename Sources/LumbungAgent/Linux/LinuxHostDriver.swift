@@ -84,7 +84,8 @@ public final class LinuxHostDriver: HostDriver {
             // The cgroup limits change now; QEMU's own -smp/-m take the new size at its next start.
             try limits.apply(VMLimits(vm: intent.id, opd: intent.opd, vcpus: intent.vcpu, memory: intent.memory))
         case .growVMDisk(let intent, let from):
-            throw AgentError("growing VM \(intent.id)'s disk from \(from) to \(intent.disk) is not supported yet; the disk keeps its size")
+            _ = from
+            try vms.growDisk(VMRunSpec(intent), to: intent.disk)
         case .deleteVM(let observed):
             try await vms.delete(observed.id)
         case .adoptVM, .adoptVolume:

@@ -355,6 +355,61 @@ public final class QEMUDriver: VMRuntime, @unchecked Sendable {
         }
     }
 
+    public func growDisk(_ spec: VMRunSpec, to size: ByteSize) throws {
+        try checked(spec)
+        let dir = try runtimeDirectory(of: spec.id)
+        let disk = try diskPath(id: spec.id, pool: spec.pool)
+        guard var record = readRecord(dir), FileManager.default.fileExists(atPath: disk) else {
+            throw VMRuntimeError(.notFound, "VM '\(spec.id)' has no disk on this host to grow; nothing was changed")
+        }
+        do {
+            _ = try ByteSize.validate(size, what: "disk of VM '\(spec.id)'")
+        } catch {
+            throw VMRuntimeError(.invalidSpec, "refusing to grow the disk of VM '\(spec.id)': \(error); nothing was changed")
+        }
+        guard let current = Self.diskSizes(disk).virtual else {
+            throw VMRuntimeError(.diskFailed, "cannot read the size of \(disk) (not a qcow2 image?); nothing was changed")
+        }
+        if size == current {
+            record.spec.disk = size
+            try writeRecord(record, dir)
+            return
+        }
+        guard size > current else {
+            throw VMRuntimeError(
+                .invalidSpec, "the disk of VM '\(spec.id)' is \(current); shrinking it to \(size) is refused (it would destroy data); nothing was changed")
+        }
+        if livePID(spec.id, dir) != nil {
+            try withQMP(dir) { qmp in
+                let target = try Self.blockDevice(of: disk, in: qmp.execute("query-block"))
+                _ = try qmp.execute("block_resize", arguments: [target.key: .string(target.name), "size": .number(Double(size.bytes))])
+            }
+            logger.info("Grew VM disk online", metadata: ["vm.id": "\(spec.id)", "from": "\(current)", "to": "\(size)"])
+        } else {
+            let result = try system.run(config.qemuImgBinary, ["resize", "-q", "-f", "qcow2", disk, String(size.bytes)], input: nil, timeout: config.commandTimeout)
+            guard result.status == 0 else {
+                throw VMRuntimeError(
+                    .diskFailed,
+                    "qemu-img could not grow the disk of VM '\(spec.id)' (exit \(result.status)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+            }
+            logger.info("Grew VM disk", metadata: ["vm.id": "\(spec.id)", "from": "\(current)", "to": "\(size)"])
+        }
+        record.spec.disk = size
+        try writeRecord(record, dir)
+    }
+
+    /// How `block_resize` names the block device whose top image is `path`, from a `query-block`
+    /// answer: `device` (the drive name) when QEMU gives one, else the top `node-name`.
+    static func blockDevice(of path: String, in answer: QMPValue) throws -> (key: String, name: String) {
+        if case .array(let devices) = answer {
+            for device in devices where device["inserted"]?["file"]?.stringValue == path {
+                if let name = device["device"]?.stringValue, !name.isEmpty { return ("device", name) }
+                if let node = device["inserted"]?["node-name"]?.stringValue, !node.isEmpty { return ("node-name", node) }
+            }
+        }
+        throw VMRuntimeError(.qmpFailed, "QEMU does not show the disk \(path) in query-block; cannot grow it online")
+    }
+
     public func stop(_ id: VMID, timeout: Duration) async throws {
         let dir = try runtimeDirectory(of: id)
         guard let pid = livePID(id, dir) else {

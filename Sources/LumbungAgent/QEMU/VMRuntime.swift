@@ -18,6 +18,10 @@ public protocol VMRuntime: Sendable {
     /// Asks the guest to power off (ACPI), and after `timeout` makes QEMU quit; returns once the
     /// process is gone. A VM that is not running is not an error.
     func stop(_ id: VMID, timeout: Duration) async throws
+    /// Grows the VM's disk to `size`: online through QMP `block_resize` while QEMU runs (the guest
+    /// sees a bigger disk), with `qemu-img resize` otherwise. Growing to the current size changes
+    /// nothing; a smaller size is refused (`invalid_spec`) and the disk is untouched.
+    func growDisk(_ spec: VMRunSpec, to size: ByteSize) throws
     /// Stops the VM if running, removes its disk, runtime directory and cgroup. Deleting an
     /// absent VM is not an error.
     func delete(_ id: VMID) async throws
