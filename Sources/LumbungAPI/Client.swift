@@ -289,5 +289,8 @@ extension LumbungClient {
             query: ["host": host.rawValue, "after": after.map { String($0) }, "timeout": String(timeout.components.seconds)],
             timeout: timeout + .seconds(10))
     }
-    public func report(_ body: AgentReport) async throws(APIClientError) -> ReportAck { try await send(.POST, "/v1/agent/report", body: body) }
+    /// `POST /v1/agent/report`; `timeout` bounds the whole call (an unreachable controller fails within it).
+    public func report(_ body: AgentReport, timeout: Duration = .seconds(30)) async throws(APIClientError) -> ReportAck {
+        try await send(.POST, "/v1/agent/report", body: body, timeout: timeout)
+    }
 }

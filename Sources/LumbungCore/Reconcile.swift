@@ -361,12 +361,14 @@ public struct ReconcileError: Error, Hashable, Codable, Sendable, CustomStringCo
         case shrinkRefused = "shrink_refused"
         /// The item exists on the host under another OPD or pool; it is never moved.
         case moveRefused = "move_refused"
+        /// A driver failed to carry out an action (a process, a file, a device); retried with backoff.
+        case actionFailed = "action_failed"
 
         /// True when only a change of the desired state (or an admin's hand) can resolve it;
         /// false when it may resolve by itself (space freed by deletions, purges).
         public var isTerminal: Bool {
             switch self {
-            case .insufficientSpace: false
+            case .insufficientSpace, .actionFailed: false
             case .invalidName, .invalidAmount, .duplicateID, .imageMissing, .unknownPool, .shrinkRefused, .moveRefused: true
             }
         }

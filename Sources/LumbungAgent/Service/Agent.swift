@@ -20,6 +20,9 @@ public struct AgentSettings: Sendable {
     public var retention: Duration = ReconcilePlanner.defaultRetention
     /// Backoff for failed reports and long-polls.
     public var retry: RetryPolicy = RetryPolicy(initial: .milliseconds(500), maximum: .seconds(30))
+    /// Backoff for a VM's or volume's failed reconcile actions (1 s doubling to 5 min, jittered);
+    /// terminal failures wait the maximum before the next try.
+    public var actionRetry: RetryPolicy = .default
     /// How often the agent checks whether its certificate is due for renewal (at 2/3 of its life).
     public var renewalCheck: Duration = .seconds(3600)
     /// The clock used for the renewal decision (tests move it).
@@ -49,6 +52,31 @@ public final class Agent: Sendable {
         var lastImages: [String]?
         var connected = false
         var reconciles = 0
+        /// Failed actions per VM/volume: when to try again (exponential backoff with jitter).
+        var backoff: [ReconcileSubject: Backoff] = [:]
+        var reportInFlight = false
+    }
+
+    /// Sends a report now without waiting for it (one at a time; an unreachable controller must
+    /// not hold up reconciling).
+    func reportSoon() {
+        let start = core.withLockedValue { c -> Bool in
+            if c.reportInFlight { return false }
+            c.reportInFlight = true
+            return true
+        }
+        guard start else { return }
+        Task {
+            try? await self.reportOnce()
+            self.core.withLockedValue { $0.reportInFlight = false }
+        }
+    }
+
+    /// The consecutive failures of one VM's or volume's actions.
+    struct Backoff {
+        var attempt: Int
+        var retryAt: Date
+        var error: ReconcileError
     }
 
     // Metrics (Prometheus names; the executable bootstraps the backend).
@@ -170,7 +198,15 @@ public final class Agent: Sendable {
 
     func tickLoop() async {
         while !Task.isCancelled {
-            try? await Task.sleep(for: settings.reconcileInterval)
+            // Wake for the periodic pass, or earlier when a failed action's backoff ends.
+            var sleep = settings.reconcileInterval
+            if let next = core.withLockedValue({ $0.backoff.values.map(\.retryAt).min() }) {
+                let wait = max(0.05, next.timeIntervalSinceNow)
+                if wait < Double(sleep.components.seconds) + Double(sleep.components.attoseconds) / 1e18 {
+                    sleep = .milliseconds(Int64(wait * 1000))
+                }
+            }
+            try? await Task.sleep(for: sleep)
             wake.yield()
         }
     }
@@ -194,25 +230,52 @@ public final class Agent: Sendable {
             let plan = planner.plan(desired: desired.intent, actual: snapshot.observation, now: Date())
             var errors: [ReconcileSubject: ReconcileError] = [:]
             for e in plan.errors { errors[e.subject] = e }
+            // Only subjects that still need actions keep their backoff; the rest converged or went away.
+            let subjects = Set(plan.actions.map(\.subject))
+            var backoff = core.withLockedValue { $0.backoff }.filter { subjects.contains($0.key) }
+            let now = Date()
+            var failedNow = Set<ReconcileSubject>()
+            var rng = SystemRandomNumberGenerator()
             for action in plan.actions {
+                let subject = action.subject
+                if failedNow.contains(subject) { continue }  // a later step of a failed item waits too
+                if let waiting = backoff[subject], waiting.retryAt > now {
+                    errors[subject] = waiting.error
+                    continue
+                }
                 do {
                     try await driver.perform(action)
-                    logger.info("reconcile action", metadata: ["action": "\(action.kind)", "subject": "\(action.subject)"])
+                    backoff[subject] = nil
+                    logger.info("reconcile action", metadata: ["action": "\(action.kind)", "subject": "\(subject)"])
                 } catch {
-                    let code: ReconcileError.Code = .insufficientSpace
-                    errors[action.subject] = ReconcileError(action.subject, code, "\(action.kind) failed: \(error)")
-                    logger.warning("reconcile action failed", metadata: ["action": "\(action.kind)", "subject": "\(action.subject)", "error": "\(error)"])
+                    let attempt = (backoff[subject]?.attempt ?? 0) + 1
+                    let failure = ReconcileError(subject, Self.code(for: error), "\(action.kind) failed (attempt \(attempt)): \(error)")
+                    let retryAt: Date
+                    switch settings.actionRetry.decide(failure, attempt: attempt, now: now, using: &rng) {
+                    case .retry(let at): retryAt = at
+                    case .giveUp: retryAt = now.addingTimeInterval(Double(settings.actionRetry.maximum.components.seconds))
+                    }
+                    backoff[subject] = Backoff(attempt: attempt, retryAt: retryAt, error: failure)
+                    errors[subject] = failure
+                    failedNow.insert(subject)
+                    logger.warning(
+                        "reconcile action failed",
+                        metadata: [
+                            "action": "\(action.kind)", "subject": "\(subject)", "error": "\(error)", "attempt": "\(attempt)",
+                            "retry_at": "\(retryAt)",
+                        ])
                 }
             }
             core.withLockedValue {
                 $0.errors = errors
+                $0.backoff = backoff
                 $0.reconciles += 1
             }
             if errors.isEmpty { reconcileOK.increment() } else { reconcileError.increment() }
             reconcileTime.recordNanoseconds(Self.nanoseconds(ContinuousClock.now - started))
             if !plan.actions.isEmpty || !plan.errors.isEmpty {
                 // Tell the controller at once instead of at the next heartbeat.
-                try? await reportOnce()
+                reportSoon()
             }
             return plan
         } catch {
@@ -220,6 +283,20 @@ public final class Agent: Sendable {
             logger.warning("reconcile failed", metadata: ["error": "\(error)"])
             return nil
         }
+    }
+
+    /// The reported code of a driver's failure: the driver's own verdict where it has one.
+    static func code(for error: any Error) -> ReconcileError.Code {
+        if let e = error as? ReconcileError { return e.code }
+        if let e = error as? VMRuntimeError {
+            switch e.code {
+            case .imageMissing: return .imageMissing
+            case .invalidName: return .invalidName
+            case .poolMissing: return .unknownPool
+            default: return .actionFailed
+            }
+        }
+        return .actionFailed
     }
 
     static func nanoseconds(_ d: Duration) -> Int64 {
@@ -249,7 +326,7 @@ public final class Agent: Sendable {
     /// inventory), measured use, and reconcile errors.
     public func reportOnce() async throws {
         let report = try await buildReport()
-        let ack = try await client.report(report)
+        let ack = try await client.report(report, timeout: max(.seconds(5), min(settings.heartbeat, .seconds(30))))
         heartbeatOK.increment()
         lastHeartbeat.record(Date().timeIntervalSince1970)
         let wasConnected = core.withLockedValue { c -> Bool in
@@ -271,22 +348,25 @@ public final class Agent: Sendable {
         metrics.update(facts: facts, snapshot: snapshot, desired: desired)
         let (errors, lastFacts, lastImages) = core.withLockedValue { ($0.errors, $0.lastFacts, $0.lastImages) }
         let images = snapshot.observation.images.sorted()
+        // Errors travel as "<code>: <sentence>": on the item's own report when it exists on the
+        // host, else as an item in state "error".
+        func text(_ e: ReconcileError) -> String { "\(e.code.rawValue): \(e.message)" }
         var vms: [VMReport] = snapshot.observation.vms.values.sorted { $0.id < $1.id }.map { vm in
             let u = snapshot.vmUsage[vm.id]
             return VMReport(
                 id: vm.id, state: vm.running ? "running" : "stopped", cpuSeconds: u?.cpuSeconds, memoryUsed: u?.memoryUsed,
-                memoryLimit: u?.memoryLimit, diskUsed: u?.diskUsed)
+                memoryLimit: u?.memoryLimit, diskUsed: u?.diskUsed, message: errors[.vm(vm.id)].map(text))
         }
         var volumes: [VolumeReport] = snapshot.observation.volumes.values.sorted { $0.id < $1.id }.map { v in
             let state = v.deletedAt != nil ? "retained" : (v.mounted ? "ready" : "unmounted")
-            return VolumeReport(id: v.id, state: state, size: v.size, used: snapshot.volumeUsed[v.id])
+            return VolumeReport(id: v.id, state: state, size: v.size, used: snapshot.volumeUsed[v.id], message: errors[.volume(v.id)].map(text))
         }
         for (subject, error) in errors.sorted(by: { $0.key < $1.key }) {
             switch subject {
             case .vm(let id) where snapshot.observation.vms[id] == nil:
-                vms.append(VMReport(id: id, state: "error", message: error.message))
+                vms.append(VMReport(id: id, state: "error", message: text(error)))
             case .volume(let id) where snapshot.observation.volumes[id] == nil:
-                volumes.append(VolumeReport(id: id, state: "error", message: error.message))
+                volumes.append(VolumeReport(id: id, state: "error", message: text(error)))
             default:
                 break
             }

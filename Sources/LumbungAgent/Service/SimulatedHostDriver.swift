@@ -27,6 +27,11 @@ public final class SimulatedHostDriver: HostDriver {
 
     public func facts() async throws -> HostCapacity { capacity }
 
+    /// Replaces the images the simulated host claims (models an admin adding or deleting image files).
+    public func setImages(_ images: Set<String>) {
+        state.withLockedValue { $0.observation.images = images }
+    }
+
     public func snapshot() async throws -> HostSnapshot {
         let now = Date()
         return state.withLockedValue { s in
