@@ -236,6 +236,9 @@ extension LumbungClient {
     public func stopVM(_ ref: String, opd: OPDID? = nil) async throws(APIClientError) -> VM {
         try await send(.POST, "/v1/vms/\(ref)/stop", query: ["opd": opd?.rawValue])
     }
+    public func resizeVM(_ ref: String, opd: OPDID? = nil, _ body: ResizeVMBody) async throws(APIClientError) -> VM {
+        try await send(.POST, "/v1/vms/\(ref)/resize", query: ["opd": opd?.rawValue], body: body)
+    }
     public func deleteVM(_ ref: String, opd: OPDID? = nil) async throws(APIClientError) -> VM {
         try await send(.DELETE, "/v1/vms/\(ref)", query: ["opd": opd?.rawValue])
     }

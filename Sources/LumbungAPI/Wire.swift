@@ -337,6 +337,20 @@ public struct CreateVolumeBody: Codable, Sendable, Hashable {
 }
 
 /// `POST /v1/volumes/{ref}/resize`: the new size (grow only).
+/// `POST /v1/vms/{ref}/resize`: the new vCPU count, memory and/or disk size (at least one;
+/// the disk only grows). The host applies new CPU and memory limits at once and QEMU's own
+/// size at the VM's next start; the disk grows online.
+public struct ResizeVMBody: Codable, Sendable, Hashable {
+    public var vcpu: Int?
+    public var memory: ByteSize?
+    public var disk: ByteSize?
+    public init(vcpu: Int? = nil, memory: ByteSize? = nil, disk: ByteSize? = nil) {
+        self.vcpu = vcpu
+        self.memory = memory
+        self.disk = disk
+    }
+}
+
 public struct ResizeVolumeBody: Codable, Sendable, Hashable {
     public var size: ByteSize
     public init(size: ByteSize) { self.size = size }

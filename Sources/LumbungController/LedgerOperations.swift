@@ -164,6 +164,27 @@ extension Ledger {
         }
     }
 
+    /// Changes a VM's vCPU, memory and/or disk (the disk only grows); the growth is charged to
+    /// the quota and checked against its host.
+    public func resizeVM(_ id: VMID, vcpu: Int?, memory: ByteSize?, disk: ByteSize?, by caller: Caller) async throws -> VM {
+        try await perform { state, now, out in
+            guard var vm = state.dc.vms[id], vm.state != .deleted else { throw APIError.notFound("VM \(id)") }
+            let spec: VMSpec
+            switch state.dc.decideVMResize(id: id, vcpu: vcpu, memory: memory, disk: disk) {
+            case .success(let s): spec = s
+            case .failure(let refusal): throw APIError(refusal)
+            }
+            if spec == vm.spec { return vm }
+            let before = vm
+            vm.spec = spec
+            state.dc.upsertVM(vm)
+            out.changes.append(.vmUpdated(vm))
+            if let host = vm.host { state.bumpDesired(host, &out) }
+            out.record(caller, "vm.resize", "vm:\(id)", before: before, after: vm, at: now)
+            return vm
+        }
+    }
+
     /// Grows a volume (shrinking is refused).
     public func resizeVolume(_ id: VolumeID, size: ByteSize, by caller: Caller) async throws -> Volume {
         try await perform { state, now, out in

@@ -201,6 +201,13 @@ struct Routes {
                 return try json(try await ledger.setPower(vm.id, power: power, by: auth.caller))
             }
         }
+        router.post("/v1/vms/:ref/resize") { request, context in
+            let auth = try context.auth()
+            let vm = try await resolveVM(auth, try context.param("ref"), request.query("opd"))
+            try auth.requireAdmin()
+            let body = try await decodeBody(ResizeVMBody.self, request, context)
+            return try json(try await ledger.resizeVM(vm.id, vcpu: body.vcpu, memory: body.memory, disk: body.disk, by: auth.caller))
+        }
         router.delete("/v1/vms/:ref") { request, context in
             let auth = try context.auth()
             let vm = try await resolveVM(auth, try context.param("ref"), request.query("opd"))

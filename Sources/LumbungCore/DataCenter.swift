@@ -368,6 +368,53 @@ public struct DataCenter: Sendable {
         return .success(())
     }
 
+    /// Decides a VM's new size (each of `vcpu`, `memory`, `disk` nil = unchanged) and returns
+    /// the new spec. vCPU and memory may go up or down; the disk only grows. The growth (the
+    /// positive part of each difference) is checked against the OPD's quota and, while the VM
+    /// holds capacity on a host, against that host's free vCPU, memory and pool storage. A VM
+    /// being deleted cannot be resized.
+    public func decideVMResize(id: VMID, vcpu: Int?, memory: ByteSize?, disk: ByteSize?) -> Result<VMSpec, Refusal> {
+        guard let vm = vms[id], vm.state != .deleted else { return .failure(.notFound("VM \(id) does not exist")) }
+        let name = vm.spec.name
+        guard vcpu != nil || memory != nil || disk != nil else {
+            return .failure(.invalid(CoreError(.invalidAmount, "resizing VM \(name) needs at least one of vcpu, memory or disk")))
+        }
+        guard vm.state.countsAgainstQuota else {
+            return .failure(.conflict("VM \(name) (\(id)) is \(vm.state); it cannot be resized"))
+        }
+        var spec = vm.spec
+        if let vcpu { spec.vcpu = vcpu }
+        if let memory { spec.memory = memory }
+        if let disk { spec.disk = disk }
+        do throws(CoreError) {
+            try spec.validate()
+        } catch {
+            return .failure(.invalid(error))
+        }
+        if spec.disk < vm.spec.disk {
+            return .failure(
+                .invalid(CoreError(.invalidAmount, "VM \(name)'s disk is \(vm.spec.disk); shrinking it to \(spec.disk) is refused, disks only grow")))
+        }
+        let growth = ResourceVector(
+            vcpu: max(0, spec.vcpu - vm.spec.vcpu), memory: ByteSize(bytes: max(0, spec.memory.bytes - vm.spec.memory.bytes)),
+            storage: spec.disk > vm.spec.disk ? [spec.pool: spec.disk - vm.spec.disk] : [:])
+        guard let owner = opds[vm.opd] else { return .failure(.notFound("OPD \(vm.opd) does not exist")) }
+        if let shortfall = QuotaFit.shortfall(quota: owner.quota, usage: usage(of: vm.opd), adding: growth, opd: vm.opd) {
+            return .failure(.quota(shortfall))
+        }
+        if vm.state.holdsHostCapacity, let hostID = vm.host, let host = hosts[hostID] {
+            let free = host.allocatable - allocated(on: hostID)
+            var dims: [(Dimension, Int64, Int64)] = [(.vcpu, Int64(growth.vcpu), Int64(free.vcpu)), (.memory, growth.memory.bytes, free.memory.bytes)]
+            for (pool, size) in growth.storage { dims.append((.storage(pool), size.bytes, free.storage(pool).bytes)) }
+            for (dimension, asked, left) in dims where asked > 0 && asked > left {
+                let shortfall = Shortfall(scope: .host(hostID), dimension: dimension, asked: asked, left: max(0, left), subject: .vm)
+                return .failure(
+                    .placement(PlacementFailure(subject: .vmGrowth, excluded: [HostExclusion(host: hostID, reason: .insufficient(shortfall))])))
+            }
+        }
+        return .success(spec)
+    }
+
     /// Decides whether a volume may grow to `newSize`: grow only (the same size is accepted as a
     /// no-op, shrinking is refused), not while deleting, the difference checked against the
     /// OPD's quota and the free storage of the volume's pool on its host.

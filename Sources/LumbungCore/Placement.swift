@@ -178,6 +178,8 @@ public struct PlacementFailure: Error, Hashable, Codable, Sendable, CustomString
         case volume
         /// Growing an existing volume on its host.
         case volumeGrowth = "volume_growth"
+        /// Growing an existing VM (vCPU, memory, disk) on its host.
+        case vmGrowth = "vm_growth"
     }
 
     /// What could not be placed.
@@ -196,6 +198,9 @@ public struct PlacementFailure: Error, Hashable, Codable, Sendable, CustomString
     public var description: String {
         if subject == .volumeGrowth {
             return "cannot grow this volume: " + excluded.map(\.description).joined(separator: "; ")
+        }
+        if subject == .vmGrowth {
+            return "cannot grow this VM: " + excluded.map(\.description).joined(separator: "; ")
         }
         let what = subject == .vm ? "this VM" : "this volume"
         if excluded.isEmpty { return "no host can take \(what): the data center has no hosts" }

@@ -8,7 +8,7 @@ struct VMCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vm",
         abstract: "Create (admin) or request VMs; list, show, start, stop and delete them.",
-        subcommands: [Create.self, Request.self, List.self, Show.self, Start.self, Stop.self, Delete.self])
+        subcommands: [Create.self, Request.self, List.self, Show.self, Start.self, Stop.self, Resize.self, Delete.self])
 }
 
 /// What a VM asks for, as given on the command line.
@@ -198,6 +198,42 @@ extension VMCommand {
             let vm = try await global.withClient { try await $0.client.stopVM(name, opd: opd) }
             if global.json { return try Output.json(vm) }
             print("VM \(vm.spec.name) (\(vm.id)) should stop; state \(vm.state.rawValue).")
+        }
+    }
+
+    struct Resize: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a VM's vCPU, memory or disk (admin; the disk only grows).",
+            discussion: "The host applies new CPU and memory limits at once and QEMU's size at the VM's next start; the disk grows online. Example: lumbung vm resize simpus-db --opd dinkes --vcpu 8 --disk 200GiB")
+
+        @OptionGroup var ref: VMRefOptions
+        @Option(help: ArgumentHelp("New vCPU count.", valueName: "n"))
+        var vcpu: String?
+        @Option(help: ArgumentHelp("New memory, e.g. 16GiB.", valueName: "size"))
+        var memory: String?
+        @Option(help: ArgumentHelp("New disk size, e.g. 200GiB (grow only).", valueName: "size"))
+        var disk: String?
+        @OptionGroup var global: GlobalOptions
+
+        func body() throws -> ResizeVMBody {
+            ResizeVMBody(
+                vcpu: try vcpu.map { try Input.vcpu($0) }, memory: try memory.map { try Input.size($0, what: "memory") },
+                disk: try disk.map { try Input.size($0, what: "disk") })
+        }
+
+        func validate() throws {
+            guard vcpu != nil || memory != nil || disk != nil else {
+                throw ValidationError("give at least one of --vcpu, --memory, --disk")
+            }
+            _ = try body()
+        }
+
+        func run() async throws {
+            let (name, opd) = (try ref.ref(), try ref.scope.id())
+            let body = try body()
+            let vm = try await global.withClient { try await $0.client.resizeVM(name, opd: opd, body) }
+            if global.json { return try Output.json(vm) }
+            print("VM \(vm.spec.name) (\(vm.id)) is now \(vm.spec.vcpu) vCPU, \(vm.spec.memory) memory, \(vm.spec.disk) disk; state \(vm.state.rawValue).")
         }
     }
 

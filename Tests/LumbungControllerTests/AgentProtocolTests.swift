@@ -109,6 +109,48 @@ struct AgentProtocolTests {
         await ctl.stop()
     }
 
+    @Test("resizing a VM charges the growth to the quota, checks its host, refuses a smaller disk, and changes the host's desired state")
+    func resizeVM() async throws {
+        let ctl = try await TestController.start()
+        let admin = try await ctl.adminClient()
+        _ = try await admin.client.createOPD(
+            CreateOPDBody(id: "dinkes", displayName: "Dinas Kesehatan", quota: ResourceVector(vcpu: 12, memory: .gib(64), storage: ["ssd": .tib(2)], vms: 20)))
+        let agent = try await ctl.agent("node-01", cpus: 4, admin: admin)  // 4 CPUs × 4.0 = 16 vCPU allocatable
+        let vm = try await admin.client.createVM(CreateVMBody(opd: "dinkes", vm: VMBody(name: "db", vcpu: 2, memory: .gib(4), disk: .gib(20), pool: "ssd")))
+        let before = try await agent.client.desired(host: "node-01", after: nil)
+
+        let grown = try await admin.client.resizeVM("db", opd: "dinkes", ResizeVMBody(vcpu: 8, disk: .gib(40)))
+        #expect(grown.spec.vcpu == 8 && grown.spec.disk == .gib(40) && grown.spec.memory == .gib(4))
+        let usage = try await admin.client.quota(opd: "dinkes").usage
+        #expect(usage.vcpu == 8 && usage.storage["ssd"] == .gib(40))
+        #expect(try await admin.client.host("node-01").allocated.vcpu == 8)
+        let after = try await agent.client.desired(host: "node-01", after: before.version, timeout: .seconds(5))
+        #expect(after.version > before.version)
+        #expect(after.vms.first { $0.id == vm.id }?.vcpu == 8)
+        #expect(after.vms.first { $0.id == vm.id }?.disk == .gib(40))
+
+        // Quota: 12 vCPU, 8 used → growing to 16 asks 8 more, 4 left.
+        let quota = try #require(await apiError { try await admin.client.resizeVM("db", opd: "dinkes", ResizeVMBody(vcpu: 16)) })
+        #expect(quota.detail.code == "quota_exceeded")
+        #expect(quota.detail.message.contains("4") && quota.detail.message.contains("8"))
+        // Shrinking the disk is refused; vCPU may go down and is returned to the quota.
+        #expect(await errorCode { try await admin.client.resizeVM("db", opd: "dinkes", ResizeVMBody(disk: .gib(10))) } == "invalid_amount")
+        #expect(await errorCode { try await admin.client.resizeVM("db", opd: "dinkes", ResizeVMBody()) } == "invalid_amount")
+        #expect(await errorCode { try await admin.client.resizeVM("db", opd: "dinkes", ResizeVMBody(vcpu: 0)) } == "invalid_amount")
+        let shrunk = try await admin.client.resizeVM("db", opd: "dinkes", ResizeVMBody(vcpu: 1))
+        #expect(shrunk.spec.vcpu == 1)
+        #expect(try await admin.client.quota(opd: "dinkes").usage.vcpu == 1)
+        // Host: raise the quota so only the host (16 vCPU) limits.
+        _ = try await admin.client.setQuota("dinkes", SetQuotaBody(quota: ResourceVector(vcpu: 64, memory: .gib(64), storage: ["ssd": .tib(2)], vms: 20)))
+        let host = try #require(await apiError { try await admin.client.resizeVM("db", opd: "dinkes", ResizeVMBody(vcpu: 20)) })
+        #expect(host.detail.code == "no_host_fits")
+        #expect(host.detail.message.contains("node-01"))
+        #expect(try await admin.client.vm("db", opd: "dinkes").spec.vcpu == 1)
+        await agent.shutdown()
+        await admin.shutdown()
+        await ctl.stop()
+    }
+
     @Test("a silent host becomes unreachable, is excluded from placement, and comes back on its next report")
     func unreachable() async throws {
         let clock = ManualClock()

@@ -122,6 +122,7 @@ struct AuthorizationTests {
         ("DELETE /v1/vms/{id}", { c, f in _ = try await c.deleteVM(f.vmA.rawValue + "-none") }, ownOPD(member: .notFound, admin: .notFound, approver: .notFound)),
         ("GET /v1/volumes", { c, _ in _ = try await c.listVolumes() }, persons(.allowed)),
         ("GET /v1/volumes/{id}", { c, f in _ = try await c.volume(f.volumeA.rawValue) }, ownOPD()),
+        ("POST /v1/vms/{id}/resize", { c, f in _ = try await c.resizeVM(f.vmA.rawValue, ResizeVMBody(vcpu: 1)) }, ownOPD(member: .forbidden, approver: .forbidden)),
         ("POST /v1/volumes/{id}/resize", { c, f in _ = try await c.resizeVolume(f.volumeA.rawValue, ResizeVolumeBody(size: .gib(10))) }, ownOPD(member: .forbidden, approver: .forbidden)),
         ("POST /v1/volumes", { c, _ in _ = try await c.createVolume(CreateVolumeBody(opd: "dinkes", volume: VolumeBody(name: "v\(UInt16.random(in: 0...9999))", size: .gib(1), pool: "ssd"))) }, adminOnly()),
         ("GET /v1/requests", { c, _ in _ = try await c.listRequests() }, persons(.allowed)),
