@@ -69,6 +69,7 @@ struct AuthMiddleware: RouterMiddleware {
     typealias Context = LumbungContext
     let store: Store
     let cache: ChannelIdentityCache
+    let principals = PrincipalCache()
     let now: @Sendable () -> Date
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -82,10 +83,35 @@ struct AuthMiddleware: RouterMiddleware {
         if peer.notAfter <= at {
             throw APIError(.unauthorized, "certificate_expired", "the client certificate expired on \(iso(peer.notAfter)); log in again with a new token")
         }
-        let principal = try resolvePrincipal(store: store, serial: peer.serial, now: at)
+        let principal = try principals.principal(serial: peer.serial, store: store, now: at)
         var context = context
         context.caller = Authenticated(principal: principal, serial: peer.serial, notAfter: peer.notAfter)
         context.logger[metadataKey: "principal"] = "\(principal)"
         return try await next(request, context)
+    }
+}
+
+/// Serial → principal answers of the store, kept while the store's
+/// ``Store/identityGeneration`` is unchanged (any write to certificates, users, tokens or a host
+/// removal invalidates all of them), so a revocation still takes effect on the next request.
+/// Only found principals are cached; expiry is checked on the peer certificate before.
+final class PrincipalCache: Sendable {
+    private struct Entry {
+        var principal: Principal
+        var generation: UInt64
+    }
+    private let entries = NIOLockedValueBox([String: Entry]())
+    /// Bounded: cleared when it grows past this many serials.
+    static let capacity = 10_000
+
+    func principal(serial: String, store: Store, now: Date) throws -> Principal {
+        let generation = store.identityGeneration
+        if let hit = entries.withLockedValue({ $0[serial] }), hit.generation == generation { return hit.principal }
+        let principal = try resolvePrincipal(store: store, serial: serial, now: now)
+        entries.withLockedValue {
+            if $0.count >= Self.capacity { $0.removeAll(keepingCapacity: true) }
+            $0[serial] = Entry(principal: principal, generation: generation)
+        }
+        return principal
     }
 }

@@ -64,7 +64,8 @@ extension Store {
     /// - Throws: ``StoreError`` `constraint` (duplicate id or live name, unknown OPD or host,
     ///   negative amount, host still in use), `not_found` (an update of a row that does not exist).
     public func commit(_ changes: [LedgerChange], audit: [AuditInput]) async throws {
-        try await writeAsync("committing \(changes.count) ledger change(s)") { db in
+        let identity = changes.contains { if case .hostRemoved = $0 { true } else { false } }
+        try await writeAsync("committing \(changes.count) ledger change(s)", identity: identity) { db in
             for change in changes {
                 try Ledger.apply(change, firstAuditAt: audit.first?.at, db)
             }

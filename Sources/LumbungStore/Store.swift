@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import LumbungCore
 
 /// The controller's persistent state: one SQLite file in WAL mode.
@@ -20,6 +21,7 @@ public final class Store: Sendable {
     public let path: String
     let pool: DatabasePool
     private let closedFlag = ClosedFlag()
+    private let identityCounter = Atomic<UInt64>(0)
 
     /// How long a write waits for a lock held by another process before failing with `busy`.
     public static let busyTimeout: TimeInterval = 10
@@ -95,9 +97,18 @@ public final class Store: Sendable {
         }
     }
 
-    /// One write transaction (blocking). Errors become `StoreError`s.
-    func write<T: Sendable>(_ what: String, _ body: (Database) throws -> T) throws -> T {
+    /// Changes whenever a committed write may have changed what ``principal(forSerial:now:)``
+    /// answers (certificates, users, tokens, removed hosts). A cache of lookups is valid only
+    /// while this is unchanged: read it **before** the lookup and keep it with the answer.
+    public var identityGeneration: UInt64 { identityCounter.load(ordering: .acquiring) }
+
+    private func identityChanged() { identityCounter.add(1, ordering: .releasing) }
+
+    /// One write transaction (blocking). Errors become `StoreError`s. `identity: false` only
+    /// for writes that cannot change a principal lookup.
+    func write<T: Sendable>(_ what: String, identity: Bool = true, _ body: (Database) throws -> T) throws -> T {
         try ensureOpen(what)
+        defer { if identity { identityChanged() } }
         do {
             return try pool.write(body)
         } catch {
@@ -106,8 +117,11 @@ public final class Store: Sendable {
     }
 
     /// One write transaction (suspending, the thread is not blocked). Errors become `StoreError`s.
-    func writeAsync<T: Sendable>(_ what: String, _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    func writeAsync<T: Sendable>(
+        _ what: String, identity: Bool = true, _ body: @escaping @Sendable (Database) throws -> T
+    ) async throws -> T {
         try ensureOpen(what)
+        defer { if identity { identityChanged() } }
         do {
             return try await pool.write(body)
         } catch {

@@ -184,4 +184,29 @@ struct AuthorizationTests {
         for client in fixture.clients.values { try? await client.shutdown() }
         await fixture.ctl.stop()
     }
+
+    @Test("revoking a user or removing a host takes effect on the very next request of a warm, already authenticated connection")
+    func revocationOnWarmConnections() async throws {
+        let ctl = try await TestController.start()
+        let admin = try await ctl.adminClient()
+        _ = try await admin.client.createOPD(
+            CreateOPDBody(id: "dinkes", displayName: "Dinas Kesehatan", quota: ResourceVector(vcpu: 8, memory: .gib(8), storage: ["ssd": .tib(1)], vms: 8)))
+        let budi = try await ctl.user("budi", role: .member, opd: "dinkes", admin: admin)
+        let agent = try await ctl.agent("node-01", admin: admin)
+        for _ in 0..<3 {
+            #expect(try await budi.client.quota().id == "dinkes")
+            _ = try await agent.client.desired(host: "node-01", after: nil)
+        }
+        _ = try await admin.client.revokeUser("budi")
+        #expect(await errorCode { try await budi.client.quota() } == "certificate_revoked")
+        _ = try await admin.client.removeHost("node-01")
+        let code = await errorCode { try await agent.client.desired(host: "node-01", after: nil) }
+        #expect(code == "certificate_revoked" || code == "unknown_certificate")
+        // The admin's own warm connection is unaffected.
+        #expect(try await admin.client.listOPDs().count == 1)
+        await budi.shutdown()
+        await agent.shutdown()
+        await admin.shutdown()
+        await ctl.stop()
+    }
 }
