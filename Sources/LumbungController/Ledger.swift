@@ -33,6 +33,11 @@ public struct LedgerSettings: Sendable {
     public var requestTTL: Duration = .seconds(14 * 86400)
     /// A host without reports for this long becomes unreachable.
     public var heartbeatTimeout: Duration = .seconds(40)
+    /// Group commit: after a commit, the ledger waits up to this long for the callers it just
+    /// answered to come back (as many as were in the last batch plus those already queued), so
+    /// concurrent callers share one fsync instead of alternating in half-full ones. It never
+    /// waits longer once that many are queued; zero disables it.
+    public var batchWindow: Duration = .milliseconds(2)
     public init() {}
 }
 
@@ -56,7 +61,10 @@ struct OpOutput {
 /// ``LedgerState`` (with the pure functions of `LumbungCore`) and then committed to the store.
 /// Calls that arrive while a commit is under way queue up and are decided and committed
 /// together in the next transaction (group commit). A caller is answered only after its
-/// transaction is durable; a refused call changes nothing. Reads see only committed state.
+/// transaction is durable; a refused call changes nothing. Reads see only committed state:
+/// a read that arrives while a batch is being committed runs right after that commit, before
+/// the next batch is decided. There is one copy of the state (no snapshot per batch); if a
+/// commit fails, the state is reloaded from the store.
 ///
 /// Operations follow one rule: every check (which may throw) comes before any mutation,
 /// so a refused operation leaves the state exactly as it was.
@@ -67,9 +75,16 @@ public actor Ledger {
     let now: @Sendable () -> Date
     public let settings: LedgerSettings
     private var state: LedgerState
-    private var committed: LedgerState
     private var queue: [PendingOp] = []
     private var draining = false
+    /// True while a batch's decisions are in `state` but not yet durable.
+    private var uncommitted = false
+    /// Reads that arrived while a batch was being committed; run right after it.
+    private var waitingReads: [() -> Void] = []
+    /// The batch window (see ``LedgerSettings/batchWindow``): how many queued calls end it early.
+    private var gatherTarget = 0
+    private var gatherWaiter: CheckedContinuation<Void, Never>?
+    private var gatherRound = 0
     private let commitTimer = Timer(label: "lumbung_ledger_commit_duration_seconds", preferredDisplayUnit: .seconds)
     private let batchSize = Recorder(label: "lumbung_ledger_batch_size")
     private let accepted = Counter(label: "lumbung_ledger_operations_total", dimensions: [("result", "accepted")])
@@ -95,6 +110,11 @@ public actor Ledger {
         self.settings = settings
         self.logger = logger
         self.now = now
+        self.state = try Self.load(store)
+        for host in state.dc.hosts.values { hub.publish(host.id, version: host.desiredVersion) }
+    }
+
+    static func load(_ store: Store) throws -> LedgerState {
         let loaded = try store.loadState()
         let live = loaded.vms.filter { $0.state != .deleted }
         let liveVolumes = loaded.volumes.filter { $0.state != .deleted }
@@ -102,14 +122,21 @@ public actor Ledger {
         var requests: [RequestID: ResourceRequest] = [:]
         for r in loaded.requests { requests[r.id] = r }
         let next = (requests.keys.map(\.rawValue).max() ?? 0) + 1
-        self.state = LedgerState(dc: dc, requests: requests, nextRequestID: next)
-        self.committed = self.state
-        for host in loaded.hosts { hub.publish(host.id, version: host.desiredVersion) }
+        return LedgerState(dc: dc, requests: requests, nextRequestID: next)
     }
 
-    /// Reads committed state.
-    public func read<T: Sendable>(_ body: (LedgerState) throws -> T) rethrows -> T {
-        try body(committed)
+    /// Reads committed state (waits for a commit under way).
+    public func read<T: Sendable>(_ body: @escaping @Sendable (LedgerState) -> T) async -> T {
+        if !uncommitted { return body(state) }
+        return await withCheckedContinuation { continuation in
+            waitingReads.append { continuation.resume(returning: body(self.state)) }
+        }
+    }
+
+    private func runWaitingReads() {
+        let reads = waitingReads
+        waitingReads.removeAll()
+        for read in reads { read() }
     }
 
     /// Queues an operation, and returns its result once its batch is durable.
@@ -119,6 +146,7 @@ public actor Ledger {
                 PendingOp(
                     run: { state, now, out in try body(&state, now, &out) },
                     resume: { result in continuation.resume(with: result.map { $0 as! T }) }))
+            if queue.count >= gatherTarget { endGather(round: gatherRound) }
             if !draining {
                 draining = true
                 Task { await self.drain() }
@@ -147,13 +175,22 @@ public actor Ledger {
             batchSize.record(batch.count)
             if !all.changes.isEmpty || !all.audit.isEmpty {
                 let started = ContinuousClock.now
+                uncommitted = true
                 do {
                     try await store.commit(all.changes, audit: all.audit)
                     commitTimer.recordInterval(since: started)
+                    uncommitted = false
                 } catch {
                     failed.increment(by: batch.count)
                     logger.error("ledger commit failed", metadata: ["error": "\(error)", "batch.size": "\(batch.count)"])
-                    state = committed
+                    // Nothing of the batch is durable: go back to what the store holds.
+                    do {
+                        state = try Self.load(store)
+                    } catch {
+                        logger.critical("ledger could not reload its state after a failed commit", metadata: ["error": "\(error)"])
+                    }
+                    uncommitted = false
+                    runWaitingReads()
                     let failure = APIError(.internalServerError, "commit_failed", "the change could not be saved; nothing was changed")
                     for (op, result) in zip(batch, results) {
                         if case .success = result { op.resume(.failure(failure)) } else { op.resume(result) }
@@ -161,7 +198,7 @@ public actor Ledger {
                     continue
                 }
             }
-            committed = state
+            runWaitingReads()
             for result in results {
                 if case .success = result { accepted.increment() } else { refused.increment() }
             }
@@ -169,8 +206,34 @@ public actor Ledger {
                 if let h = state.dc.hosts[host] { hub.publish(host, version: h.desiredVersion) } else { hub.publish(host, version: -1) }
             }
             for (op, result) in zip(batch, results) { op.resume(result) }
+            // Wait briefly for the callers just answered to come back with their next call.
+            let target = batch.count + queue.count
+            if queue.count < target && settings.batchWindow > .zero {
+                await gather(target: target)
+            }
         }
         draining = false
+    }
+
+    private func gather(target: Int) async {
+        gatherRound &+= 1
+        let round = gatherRound
+        gatherTarget = target
+        let window = settings.batchWindow
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            gatherWaiter = continuation
+            Task { [weak self] in
+                try? await Task.sleep(for: window)
+                await self?.endGather(round: round)
+            }
+        }
+        gatherTarget = 0
+    }
+
+    private func endGather(round: Int) {
+        guard round == gatherRound, let waiter = gatherWaiter else { return }
+        gatherWaiter = nil
+        waiter.resume()
     }
 }
 
@@ -214,7 +277,7 @@ extension LedgerState {
         guard var h = dc.hosts[host] else { return }
         h.desiredVersion += 1
         dc.upsertHost(h)
-        out.changes.append(.hostUpdated(h))
+        out.changes.append(.desiredVersionBumped(host, h.desiredVersion))
         out.touchedHosts.insert(host)
     }
 

@@ -320,8 +320,9 @@ struct Routes {
                 }
                 stateFilter = s
             }
+            let wanted = stateFilter
             let list = await ledger.read { s in
-                s.requests.values.filter { (scope == nil || $0.opd == scope) && (stateFilter == nil || $0.state == stateFilter) }
+                s.requests.values.filter { (scope == nil || $0.opd == scope) && (wanted == nil || $0.state == wanted) }
                     .sorted { $0.id < $1.id }
             }
             return try json(list)

@@ -15,6 +15,8 @@ public enum LedgerChange: Hashable, Sendable {
     case hostDeclared(LumbungCore.Host)
     /// Replaces everything about a host except its id: facts, labels, cordon, connectivity, desired version, ….
     case hostUpdated(LumbungCore.Host)
+    /// Only the host's desired version changes (what its agent should run changed).
+    case desiredVersionBumped(HostID, Int64)
     /// Removes a host: refused while it holds VMs or volumes that are not deleted. Deleted VMs and
     /// volumes on it lose their host reference; its certificates are revoked and its unused
     /// agent tokens expire (at the `at` of the batch's first audit entry, else now).
@@ -148,6 +150,12 @@ enum Ledger {
             case .hostRemoved(let id):
                 try removeHost(id, at: firstAuditAt ?? Date(), db)
 
+            case .desiredVersionBumped(let id, let version):
+                try db.execute(sql: "UPDATE hosts SET desired_version = ? WHERE id = ?", arguments: [version, id.rawValue])
+                guard db.changesCount == 1 else {
+                    throw StoreError(.notFound, "cannot bump the desired version of host '\(id)': it does not exist")
+                }
+
             case .vmAllocated(let vm):
                 try VMRow(vm).insert(db)
 
@@ -211,6 +219,7 @@ enum Ledger {
         case .hostDeclared(let host): "declaring host '\(host.id)'"
         case .hostUpdated(let host): "updating host '\(host.id)'"
         case .hostRemoved(let id): "removing host '\(id)'"
+        case .desiredVersionBumped(let id, _): "bumping the desired version of host '\(id)'"
         case .vmAllocated(let vm): "allocating VM '\(vm.spec.name)' (\(vm.id)) of OPD '\(vm.opd)'"
         case .vmUpdated(let vm): "updating VM '\(vm.spec.name)' (\(vm.id)) of OPD '\(vm.opd)'"
         case .volumeAllocated(let v): "allocating volume '\(v.spec.name)' (\(v.id)) of OPD '\(v.opd)'"

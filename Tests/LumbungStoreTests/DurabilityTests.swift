@@ -122,7 +122,45 @@ struct DurabilityTests {
         let store = try Store(path: dir.dbPath)
         defer { try? store.close() }
         let applied = try await store.pool.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") }
-        #expect(applied == ["v1"])
+        #expect(applied == ["v1", "v2"])
         #expect(try store.auditHead() == AuditHead(seq: 0, hash: AuditChain.genesis))
+    }
+
+    @Test("a v1 database is upgraded in place: its hosts keep their data and gain images (not reported yet)")
+    func upgradeFromV1() async throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        do {
+            try FileManager.default.createDirectory(atPath: (dir.dbPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            let queue = try DatabaseQueue(path: dir.dbPath)
+            try Schema.migrator.migrate(queue, upTo: "v1")
+            let host = makeHost("node-01")
+            try await queue.write { db in try HostRow(host).insertV1(db, pools: HostPoolRow.rows(host)) }
+        }
+        let store = try Store(path: dir.dbPath)
+        defer { try? store.close() }
+        let hosts = try store.loadState().hosts
+        #expect(hosts.map(\.id) == ["node-01"])
+        #expect(hosts.first?.images == nil)
+        #expect(hosts.first?.declared == makeHost("node-01").declared)
+        var host = try #require(hosts.first)
+        host.images = ["debian-12"]
+        try await store.commit([.hostUpdated(host)], audit: [])
+        #expect(try store.loadState().hosts.first?.images == ["debian-12"])
+    }
+}
+
+extension HostRow {
+    /// The row as the v1 schema stored it (no `images` column).
+    func insertV1(_ db: Database, pools: [HostPoolRow]) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO hosts (id, declared_cpus, declared_memory, reserved_cpus, reserved_memory, overcommit_cpu, overcommit_memory,
+                    overcommit_storage, labels, connectivity, cordoned, desired_version, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [id, declaredCpus, declaredMemory, reservedCpus, reservedMemory, overcommitCpu, overcommitMemory, overcommitStorage,
+                labels, connectivity, cordoned, desiredVersion, createdAt])
+        for row in pools { try row.insert(db) }
     }
 }
