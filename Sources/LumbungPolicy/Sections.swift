@@ -94,56 +94,54 @@ extension NodeReader {
         guard let entries = namedEntries(section.value, line: section.keyLine, what: "classes", example: "kecil: {vcpu: 16, …}")
         else { return }
         var classes: [QuotaClassName: QuotaClass] = [:]
-        let counts = 0...1_000_000
         for e in entries {
             let name = QuotaClassName(rawValue: e.key)
-            let what = "class \(e.key)"
             b.declaredClasses.insert(name)
-            guard validName(e.key, line: e.keyLine, what: "class name"),
-                let f = fields(
-                    e.value, line: e.keyLine, what: what, allowed: ["description", "vcpu", "memory", "storage", "vms", "volumes"],
-                    required: ["vcpu", "memory", "vms", "volumes"])
-            else { continue }
-            var quota = ResourceVector()
-            var places: [LumbungCore.Dimension: SetBuilder.Place] = [:]
-            var ok = true
-            var description = ""
-            for v in f.entries {
-                let at = SetBuilder.Place(file: file, line: v.line)
-                switch v.key {
-                case "description": description = string(v.value, line: v.line, what: "description of \(what)") ?? ""
-                case "vcpu":
-                    if let n = int(v.value, line: v.line, what: "vcpu of \(what)", range: counts, example: 16) {
-                        quota.vcpu = n
-                        places[.vcpu] = at
-                    } else { ok = false }
-                case "memory":
-                    if let m = byteSize(v.value, line: v.line, what: "memory of \(what)", allowZero: true) {
-                        quota.memory = m
-                        places[.memory] = at
-                    } else { ok = false }
-                case "storage":
-                    guard let pools = namedEntries(v.value, line: v.line, what: "storage of \(what)", example: "{ssd: 200GiB, hdd: 1TiB}")
-                    else { ok = false; continue }
-                    for p in pools {
-                        guard validName(p.key, line: p.keyLine, what: "pool name in storage of \(what)"),
-                            let size = byteSize(p.value, line: p.line, what: "storage in pool \(p.key) of \(what)", allowZero: true)
-                        else { ok = false; continue }
-                        quota.storage[PoolName(rawValue: p.key)] = size
-                        places[.storage(PoolName(rawValue: p.key))] = SetBuilder.Place(file: file, line: p.line)
-                    }
-                case "vms":
-                    if let n = int(v.value, line: v.line, what: "vms of \(what)", range: counts, example: 10) { quota.vms = n } else { ok = false }
-                default:
-                    if let n = int(v.value, line: v.line, what: "volumes of \(what)", range: counts, example: 10) { quota.volumes = n } else { ok = false }
-                }
-            }
-            if ok {
-                classes[name] = QuotaClass(name: name, quota: quota, description: description)
+            var read: (QuotaClass, [LumbungCore.Dimension: SetBuilder.Place])?
+            // A class with any problem is left out, so later checks do not repeat its errors.
+            if clean({ read = readClass(e) }), let (cls, places) = read {
+                classes[name] = cls
                 b.classPlaces[name] = places
             }
         }
         b.classes = classes
+    }
+
+    /// One class and the line of each amount.
+    private func readClass(_ e: Entry) -> (QuotaClass, [LumbungCore.Dimension: SetBuilder.Place])? {
+        let what = "class \(e.key)"
+        let counts = 0...1_000_000
+        guard validName(e.key, line: e.keyLine, what: "class name"),
+            let f = fields(
+                e.value, line: e.keyLine, what: what, allowed: ["description", "vcpu", "memory", "storage", "vms", "volumes"],
+                required: ["vcpu", "memory", "vms", "volumes"])
+        else { return nil }
+        var quota = ResourceVector()
+        var places: [LumbungCore.Dimension: SetBuilder.Place] = [:]
+        var description = ""
+        for v in f.entries {
+            let at = SetBuilder.Place(file: file, line: v.line)
+            switch v.key {
+            case "description": description = string(v.value, line: v.line, what: "description of \(what)") ?? ""
+            case "vcpu":
+                quota.vcpu = int(v.value, line: v.line, what: "vcpu of \(what)", range: counts, example: 16) ?? 0
+                places[.vcpu] = at
+            case "memory":
+                quota.memory = byteSize(v.value, line: v.line, what: "memory of \(what)", allowZero: true) ?? .zero
+                places[.memory] = at
+            case "storage":
+                let example = "{ssd: 200GiB, hdd: 1TiB}"
+                for p in namedEntries(v.value, line: v.line, what: "storage of \(what)", example: example) ?? [] {
+                    guard validName(p.key, line: p.keyLine, what: "pool name in storage of \(what)") else { continue }
+                    let pool = PoolName(rawValue: p.key)
+                    quota.storage[pool] = byteSize(p.value, line: p.line, what: "storage in pool \(p.key) of \(what)", allowZero: true)
+                    places[.storage(pool)] = SetBuilder.Place(file: file, line: p.line)
+                }
+            case "vms": quota.vms = int(v.value, line: v.line, what: "vms of \(what)", range: counts, example: 10) ?? 0
+            default: quota.volumes = int(v.value, line: v.line, what: "volumes of \(what)", range: counts, example: 10) ?? 0
+            }
+        }
+        return (QuotaClass(name: QuotaClassName(rawValue: e.key), quota: quota, description: description), places)
     }
 
     // MARK: approval

@@ -6,7 +6,9 @@ import Foundation
 
 /// Names a quota class, e.g. `kecil`, `sedang`, `besar`.
 public struct QuotaClassName: StringIdentifier {
+    /// The class name as written in `classes.yaml`.
     public let rawValue: String
+    /// Wraps a class name (not validated here; the loader checks it with ``Name``).
     public init(rawValue: String) { self.rawValue = rawValue }
 }
 
