@@ -40,6 +40,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "LumbungPolicy",
+            dependencies: [
+                "LumbungCore",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "LumbungPKI",
             dependencies: [
                 .product(name: "X509", package: "swift-certificates"),
@@ -159,6 +169,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "LumbungCoreTests", dependencies: ["LumbungCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "LumbungPolicyTests", dependencies: ["LumbungPolicy", "LumbungCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "LumbungPKITests",
             dependencies: [
