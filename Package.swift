@@ -86,7 +86,7 @@ let package = Package(
         .target(
             name: "LumbungController",
             dependencies: [
-                "LumbungCore", "LumbungStore", "LumbungPKI", "LumbungAPI",
+                "LumbungCore", "LumbungStore", "LumbungPKI", "LumbungAPI", "LumbungPolicy",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -136,6 +136,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
             ],
             exclude: ["README.md"],
@@ -144,7 +145,7 @@ let package = Package(
         .executableTarget(
             name: "lumbung",
             dependencies: [
-                "LumbungAPI", "LumbungCore", "LumbungPKI",
+                "LumbungAPI", "LumbungCore", "LumbungPKI", "LumbungPolicy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -188,7 +189,7 @@ let package = Package(
         .testTarget(
             name: "LumbungControllerTests",
             dependencies: [
-                "LumbungController", "LumbungAgent", "LumbungCore", "LumbungStore", "LumbungPKI", "LumbungAPI",
+                "LumbungController", "LumbungAgent", "LumbungCore", "LumbungStore", "LumbungPKI", "LumbungAPI", "LumbungPolicy",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),

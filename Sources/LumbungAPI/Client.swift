@@ -236,6 +236,10 @@ extension LumbungClient {
     public func stopVM(_ ref: String, opd: OPDID? = nil) async throws(APIClientError) -> VM {
         try await send(.POST, "/v1/vms/\(ref)/stop", query: ["opd": opd?.rawValue])
     }
+    /// `GET /v1/policy`.
+    public func policy() async throws(APIClientError) -> PolicyView { try await send(.GET, "/v1/policy") }
+    /// `POST /v1/policy/reload` (admin): the new set, or `policy_invalid` with every error.
+    public func reloadPolicy() async throws(APIClientError) -> PolicyView { try await send(.POST, "/v1/policy/reload") }
     public func resizeVM(_ ref: String, opd: OPDID? = nil, _ body: ResizeVMBody) async throws(APIClientError) -> VM {
         try await send(.POST, "/v1/vms/\(ref)/resize", query: ["opd": opd?.rawValue], body: body)
     }

@@ -337,6 +337,45 @@ public struct CreateVolumeBody: Codable, Sendable, Hashable {
 }
 
 /// `POST /v1/volumes/{ref}/resize`: the new size (grow only).
+/// `GET /v1/policy` and the answer of `POST /v1/policy/reload`: the policy set in force.
+public struct PolicyView: Codable, Sendable, Hashable {
+    /// SHA-256 of the set's files; every audited decision carries it.
+    public var hash: String
+    public var loadedAt: Date
+    /// The policy directory, or nil for the built-in default set.
+    public var directory: String?
+    public var sources: [String]
+    public var classes: [String]
+    public var strategy: String
+    public var requestExpiryDays: Int
+    public var headroomNPlusOne: Bool
+    public var volumeRetentionDays: Int
+    public var auditRetentionDays: Int
+    /// The last load attempt: when, whether it was installed, and its errors (`file:line: message`).
+    public var lastAttemptAt: Date?
+    public var lastAttemptOK: Bool?
+    public var lastErrors: [String]
+    public init(
+        hash: String, loadedAt: Date, directory: String?, sources: [String], classes: [String], strategy: String,
+        requestExpiryDays: Int, headroomNPlusOne: Bool, volumeRetentionDays: Int, auditRetentionDays: Int,
+        lastAttemptAt: Date?, lastAttemptOK: Bool?, lastErrors: [String]
+    ) {
+        self.hash = hash
+        self.loadedAt = loadedAt
+        self.directory = directory
+        self.sources = sources
+        self.classes = classes
+        self.strategy = strategy
+        self.requestExpiryDays = requestExpiryDays
+        self.headroomNPlusOne = headroomNPlusOne
+        self.volumeRetentionDays = volumeRetentionDays
+        self.auditRetentionDays = auditRetentionDays
+        self.lastAttemptAt = lastAttemptAt
+        self.lastAttemptOK = lastAttemptOK
+        self.lastErrors = lastErrors
+    }
+}
+
 /// `POST /v1/vms/{ref}/resize`: the new vCPU count, memory and/or disk size (at least one;
 /// the disk only grows). The host applies new CPU and memory limits at once and QEMU's own
 /// size at the VM's next start; the disk grows online.
@@ -436,10 +475,12 @@ public struct AuditEntryView: Codable, Sendable, Hashable {
     public var before: String?
     public var after: String?
     public var requestID: String?
+    /// The hash of the policy set the decision was made under.
+    public var policyHash: String?
     public var hash: String
     public init(
         seq: Int64, at: Date, actor: String, role: String, action: String, target: String, before: String?, after: String?,
-        requestID: String?, hash: String
+        requestID: String?, policyHash: String? = nil, hash: String
     ) {
         self.seq = seq
         self.at = at
@@ -450,6 +491,7 @@ public struct AuditEntryView: Codable, Sendable, Hashable {
         self.before = before
         self.after = after
         self.requestID = requestID
+        self.policyHash = policyHash
         self.hash = hash
     }
 }

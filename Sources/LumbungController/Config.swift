@@ -23,6 +23,8 @@ public struct ControllerConfig: Sendable {
     public var defaultPool: PoolName = "ssd"
     /// Ledger settings (placement strategy, request lifetime, heartbeat timeout).
     public var ledger = LedgerSettings()
+    /// The policy directory (`policies/`); nil runs the built-in default set.
+    public var policyDirectory: String?
 
     public init(name: String, stateDirectory: String) {
         self.name = name

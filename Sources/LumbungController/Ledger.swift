@@ -1,6 +1,7 @@
 import Foundation
 import LumbungAPI
 import LumbungCore
+import LumbungPolicy
 import LumbungStore
 import Logging
 import Metrics
@@ -18,11 +19,21 @@ public struct LedgerState: Sendable {
     public var dc: DataCenter
     public var requests: [RequestID: ResourceRequest]
     public var nextRequestID: Int64
+    /// The policy set every decision is made under; replaced only by ``Ledger/installPolicy(_:by:)``,
+    /// between batches, so no decision sees half of a set. Its hash goes into every audit entry.
+    public var policy: PolicySet
+    /// When the running set was installed.
+    public var policyLoadedAt: Date
 
-    public init(dc: DataCenter, requests: [RequestID: ResourceRequest], nextRequestID: Int64) {
+    public init(
+        dc: DataCenter, requests: [RequestID: ResourceRequest], nextRequestID: Int64, policy: PolicySet = .builtinDefault,
+        policyLoadedAt: Date = Date()
+    ) {
         self.dc = dc
         self.requests = requests
         self.nextRequestID = nextRequestID
+        self.policy = policy
+        self.policyLoadedAt = policyLoadedAt
     }
 }
 
@@ -104,17 +115,20 @@ public actor Ledger {
     }
 
     /// Loads the state from the store.
-    public init(store: Store, hub: WatchHub, settings: LedgerSettings, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) throws {
+    public init(
+        store: Store, hub: WatchHub, settings: LedgerSettings, logger: Logger, policy: PolicySet = .builtinDefault,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) throws {
         self.store = store
         self.hub = hub
         self.settings = settings
         self.logger = logger
         self.now = now
-        self.state = try Self.load(store)
+        self.state = try Self.load(store, policy: policy, at: now())
         for host in state.dc.hosts.values { hub.publish(host.id, version: host.desiredVersion) }
     }
 
-    static func load(_ store: Store) throws -> LedgerState {
+    static func load(_ store: Store, policy: PolicySet, at: Date) throws -> LedgerState {
         let loaded = try store.loadState()
         let live = loaded.vms.filter { $0.state != .deleted }
         let liveVolumes = loaded.volumes.filter { $0.state != .deleted }
@@ -122,7 +136,7 @@ public actor Ledger {
         var requests: [RequestID: ResourceRequest] = [:]
         for r in loaded.requests { requests[r.id] = r }
         let next = (requests.keys.map(\.rawValue).max() ?? 0) + 1
-        return LedgerState(dc: dc, requests: requests, nextRequestID: next)
+        return LedgerState(dc: dc, requests: requests, nextRequestID: next, policy: policy, policyLoadedAt: at)
     }
 
     /// Reads committed state (waits for a commit under way).
@@ -166,6 +180,9 @@ public actor Ledger {
                 var out = OpOutput()
                 do {
                     let value = try op.run(&state, at, &out)
+                    // The decision was made under the set in force now (a new set is installed by
+                    // an operation of its own, whose entry carries the new hash).
+                    for i in out.audit.indices where out.audit[i].policyHash == nil { out.audit[i].policyHash = state.policy.hash }
                     all.append(out)
                     results.append(.success(value))
                 } catch {
@@ -185,7 +202,7 @@ public actor Ledger {
                     logger.error("ledger commit failed", metadata: ["error": "\(error)", "batch.size": "\(batch.count)"])
                     // Nothing of the batch is durable: go back to what the store holds.
                     do {
-                        state = try Self.load(store)
+                        state = try Self.load(store, policy: state.policy, at: state.policyLoadedAt)
                     } catch {
                         logger.critical("ledger could not reload its state after a failed commit", metadata: ["error": "\(error)"])
                     }
@@ -289,5 +306,26 @@ extension LedgerState {
     func request(_ id: RequestID) throws -> ResourceRequest {
         guard let r = requests[id] else { throw APIError.notFound("request \(id)") }
         return r
+    }
+}
+
+// MARK: - Policy
+
+extension Ledger {
+    /// The policy set in force and when it was installed.
+    public var policy: (set: PolicySet, loadedAt: Date) {
+        get async { await read { ($0.policy, $0.policyLoadedAt) } }
+    }
+
+    /// Installs a new, already validated policy set as one ledger operation: decisions queued
+    /// before it use the old set, those after it the new one; none sees a mix. Audited with the
+    /// old and new hash.
+    public func installPolicy(_ set: PolicySet, by caller: Caller) async throws {
+        try await perform { state, now, out in
+            let before = state.policy.hash
+            state.policy = set
+            state.policyLoadedAt = now
+            out.record(caller, "policy.install", "policy", before: before, after: set.hash, at: now)
+        }
     }
 }

@@ -24,7 +24,39 @@ struct Routes {
         registerVolumes(router)
         registerRequests(router)
         registerReports(router)
+        registerPolicy(router)
         registerAgent(router)
+    }
+
+    // MARK: Policy
+
+    func policyView() async -> PolicyView {
+        let (set, loadedAt) = await ledger.policy
+        let attempt = services.policies.lastAttempt
+        return PolicyView(
+            hash: set.hash, loadedAt: loadedAt, directory: services.config.policyDirectory, sources: set.sources,
+            classes: set.quotaClasses.keys.map(\.description).sorted(), strategy: set.placement.strategy.rawValue,
+            requestExpiryDays: set.approval.requestExpiryDays, headroomNPlusOne: set.placement.headroom.nPlusOne,
+            volumeRetentionDays: set.retention.volumeRetentionDays, auditRetentionDays: set.retention.auditRetentionDays,
+            lastAttemptAt: attempt?.at, lastAttemptOK: attempt?.ok, lastErrors: attempt?.errors ?? [])
+    }
+
+    func registerPolicy(_ router: Router<LumbungContext>) {
+        router.get("/v1/policy") { _, context in
+            try context.auth().requirePerson()
+            return try json(await policyView())
+        }
+        router.post("/v1/policy/reload") { _, context in
+            let auth = try context.auth()
+            try auth.requireAdmin()
+            switch await services.policies.reload(by: auth.caller) {
+            case .success: return try json(await policyView())
+            case .failure(let errors):
+                throw APIError(
+                    .unprocessableContent, "policy_invalid",
+                    "the policy set was not loaded; the running set (unchanged) stays in force. \(errors.errors.count) error(s):\n\(errors)")
+            }
+        }
     }
 
     // MARK: Enrollment

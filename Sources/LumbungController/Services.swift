@@ -13,6 +13,8 @@ public final class ControllerServices: Sendable {
     public let hub: WatchHub
     public let ca: CertificateAuthority
     public let logger: Logger
+    /// The policy directory's loader (start, SIGHUP, `POST /v1/policy/reload`).
+    public let policies: PolicyService
     let now: @Sendable () -> Date
 
     public init(config: ControllerConfig, store: Store, ca: CertificateAuthority, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) throws {
@@ -22,7 +24,10 @@ public final class ControllerServices: Sendable {
         self.logger = logger
         self.now = now
         self.hub = WatchHub()
-        self.ledger = try Ledger(store: store, hub: hub, settings: config.ledger, logger: logger, now: now)
+        let policy = try PolicyService.initial(directory: config.policyDirectory)
+        self.ledger = try Ledger(store: store, hub: hub, settings: config.ledger, logger: logger, policy: policy, now: now)
+        self.policies = PolicyService(directory: config.policyDirectory, ledger: ledger, logger: logger, now: now)
+        policies.started(with: policy)
     }
 
     // MARK: Tokens and enrollment
@@ -41,7 +46,7 @@ public final class ControllerServices: Sendable {
         let kind = role == .agent ? "host" : "user"
         try store.issueToken(
             TokenRecord(hash: token.secretHash, role: role, subject: subject, opd: opd, createdAt: at, expiresAt: expires, usedAt: nil, createdBy: auth.principal.description),
-            audit: AuditInput(at: at, actor: auth.principal.description, role: auth.principal.role.rawValue, action: "token.issue", target: "\(kind):\(subject)", opd: opd))
+            audit: AuditInput(at: at, actor: auth.principal.description, role: auth.principal.role.rawValue, action: "token.issue", target: "\(kind):\(subject)", opd: opd, policyHash: policies.currentHash))
         return IssuedToken(encoded: token.encoded, expiresAt: expires)
     }
 
@@ -65,7 +70,7 @@ public final class ControllerServices: Sendable {
         do {
             record = try store.consumeToken(
                 hash: hash, expectedRole: nil, now: at,
-                audit: AuditInput(at: at, actor: "enrollment", role: "none", action: "token.use", target: "token"))
+                audit: AuditInput(at: at, actor: "enrollment", role: "none", action: "token.use", target: "token", policyHash: policies.currentHash))
         } catch let error as StoreError {
             throw APIError(.unauthorized, error.code.rawValue, error.message)
         }
@@ -127,7 +132,7 @@ public final class ControllerServices: Sendable {
                 issuedAt: at, revokedAt: nil),
             audit: AuditInput(
                 at: at, actor: principal.description, role: principal.role.rawValue, action: action, target: "\(kind.rawValue):\(subject)",
-                opd: principal.opd, after: issued.serialHex))
+                opd: principal.opd, after: issued.serialHex, policyHash: policies.currentHash))
         logger.info("certificate issued", metadata: ["principal": "\(principal)", "serial": "\(issued.serialHex)"])
         return EnrollResponse(
             certificate: issued.certificatePEM, ca: ca.certificatePEM, identity: identity.uri, role: principal.role, opd: principal.opd,
@@ -165,7 +170,7 @@ public final class ControllerServices: Sendable {
                 record,
                 audit: AuditInput(
                     at: at, actor: auth.principal.description, role: auth.principal.role.rawValue, action: "user.add", target: "user:\(body.name)",
-                    opd: body.opd, after: auditJSON(record.view)))
+                    opd: body.opd, after: auditJSON(record.view), policyHash: policies.currentHash))
         } catch let error as StoreError {
             throw APIError.conflict(error.code.rawValue, error.message)
         }
@@ -185,7 +190,7 @@ public final class ControllerServices: Sendable {
         if record.revokedAt != nil { throw APIError.conflict("illegal_transition", "user \(name) is already revoked") }
         try store.revokeUser(
             name, at: at,
-            audit: AuditInput(at: at, actor: auth.principal.description, role: auth.principal.role.rawValue, action: "user.revoke", target: "user:\(name)", opd: record.opd))
+            audit: AuditInput(at: at, actor: auth.principal.description, role: auth.principal.role.rawValue, action: "user.revoke", target: "user:\(name)", opd: record.opd, policyHash: policies.currentHash))
         guard let updated = try store.user(name) else { throw APIError.notFound("user \(name)") }
         return updated.view
     }
@@ -196,7 +201,7 @@ public final class ControllerServices: Sendable {
         try store.auditEntries(after: after, limit: limit).map {
             AuditEntryView(
                 seq: $0.seq, at: $0.at, actor: $0.actor, role: $0.role, action: $0.action, target: $0.target, before: $0.before, after: $0.after,
-                requestID: $0.requestID, hash: $0.hash)
+                requestID: $0.requestID, policyHash: $0.policyHash, hash: $0.hash)
         }
     }
 

@@ -21,7 +21,7 @@ struct Lumbung: AsyncParsableCommand {
             Login.self, WhoAmI.self, Renew.self,
             OPDCommand.self, HostCommand.self, UserCommand.self,
             VMCommand.self, VolumeCommand.self, QuotaCommand.self, RequestCommand.self,
-            CapacityCommand.self, AuditCommand.self,
+            CapacityCommand.self, AuditCommand.self, PolicyCommand.self,
         ]
     )
 }

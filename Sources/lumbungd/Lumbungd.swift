@@ -8,6 +8,7 @@ import LumbungCore
 import Metrics
 import Prometheus
 import ServiceLifecycle
+import UnixSignals
 
 @main
 struct Lumbungd: AsyncParsableCommand {
@@ -52,7 +53,11 @@ struct CommonRunOptions: ParsableArguments {
     @Option(help: "Days an undecided request lives before it expires.")
     var requestTTLDays: Int = 14
 
+    @Option(help: "Policy directory (see policies/README.md); reloaded on SIGHUP and 'lumbung policy reload'. Default: the built-in set.")
+    var policies: String?
+
     func apply(to config: inout ControllerConfig) {
+        config.policyDirectory = policies.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         config.ledger.heartbeatTimeout = .seconds(heartbeatTimeout)
         config.ledger.strategy = PlacementStrategy(rawValue: strategy) ?? .binpack
         config.ledger.requestTTL = .seconds(requestTTLDays * 86400)
@@ -255,10 +260,28 @@ func serve(
         printError("\(error)")
         throw ExitCode(1)
     }
+    let reloader = PolicyReloadOnSIGHUP(policies: assembly.services.policies, logger: logger)
     let group = ServiceGroup(
         configuration: .init(
-            services: (assembly.all + extraServices).map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: (assembly.all + extraServices + [reloader]).map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
     try await group.run()
+}
+
+/// Reloads the policy directory on SIGHUP (an invalid set is refused and the running one kept).
+struct PolicyReloadOnSIGHUP: Service {
+    let policies: PolicyService
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown {
+            for await _ in signals {
+                logger.info("SIGHUP: reloading the policy set")
+                _ = await policies.reload(by: .system)
+            }
+        }
+    }
 }
 
 /// `lumbungd dev`'s local agent for node-01, with the **simulated** driver (no side effects).

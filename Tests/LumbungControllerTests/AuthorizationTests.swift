@@ -131,6 +131,8 @@ struct AuthorizationTests {
         ("POST /v1/requests/{id}/approve (quota)", { c, f in _ = try await c.approve(f.requestA) }, ownOPD(member: .forbidden, approver: .forbidden)),
         ("POST /v1/requests/{id}/reject", { c, f in _ = try await c.reject(f.requestA, reason: "no") }, ownOPD(member: .forbidden, approver: .forbidden)),
         ("GET /v1/capacity", { c, _ in _ = try await c.capacity() }, adminOnly()),
+        ("GET /v1/policy", { c, _ in _ = try await c.policy() }, persons(.allowed)),
+        ("POST /v1/policy/reload", { c, _ in _ = try await c.reloadPolicy() }, adminOnly()),
         ("GET /v1/audit", { c, _ in _ = try await c.audit() }, adminOnly()),
         ("GET /v1/audit/verify", { c, _ in _ = try await c.verifyAudit() }, adminOnly()),
         ("GET /v1/agent/desired (node-01)", { c, _ in _ = try await c.desired(host: "node-01", after: nil) }, agentOnly()),
