@@ -87,12 +87,14 @@ struct SweepService: Service {
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
+            await ledger.read { ControllerGauges.record($0) }
             while !Task.isCancelled {
                 do {
                     try await Task.sleep(for: interval)
                 } catch {
                     return
                 }
+                await ledger.read { ControllerGauges.record($0) }
                 do {
                     let result = try await ledger.sweep()
                     for host in result.unreachable {

@@ -112,7 +112,7 @@ public enum HostConnectivity: String, Hashable, Codable, Sendable {
 
 /// The state shown to people, combining connectivity and cordon:
 /// `enrolled → ready ⇄ cordoned`, `ready → unreachable → ready`.
-public enum HostState: String, Hashable, Codable, Sendable {
+public enum HostState: String, Hashable, Codable, Sendable, CaseIterable {
     case enrolled, ready, cordoned, unreachable
 }
 

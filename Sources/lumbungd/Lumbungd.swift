@@ -15,7 +15,7 @@ struct Lumbungd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lumbungd",
         abstract: "The Lumbung controller: one data center's capacity, OPD quotas and allocations.",
-        subcommands: [Init.self, Run.self, Dev.self])
+        subcommands: [Init.self, Run.self, Dev.self, Backup.self, Restore.self])
 }
 
 /// `--listen ADDR:PORT`.
@@ -55,6 +55,9 @@ struct CommonRunOptions: ParsableArguments {
 
     @Option(help: "Policy directory (see policies/README.md); reloaded on SIGHUP and 'lumbung policy reload'. Default: the built-in set.")
     var policies: String?
+
+    @Option(help: "Plain-HTTP listener for Prometheus /metrics (ADDR:PORT, e.g. 127.0.0.1:9464), or 'off' (default).")
+    var metricsListen: String = "off"
 
     func apply(to config: inout ControllerConfig) {
         config.policyDirectory = policies.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
@@ -118,9 +121,24 @@ extension Lumbungd {
         @Option(help: "State directory (made by 'lumbungd init').")
         var state: String = "/var/lib/lumbung"
 
+        @Option(help: "Configuration file (see controller/controller.yaml); flags given on the command line win.")
+        var config: String?
+
         @OptionGroup var options: CommonRunOptions
 
         func run() async throws {
+            var state = self.state
+            var options = self.options
+            var file: ControllerFile?
+            if let config {
+                do {
+                    file = try ControllerFile.load(config)
+                    try file?.apply(state: &state, options: &options)
+                } catch let error as ValidationError {
+                    printError(error.message)
+                    throw ExitCode(2)
+                }
+            }
             let logger = bootstrap(options.logLevel)
             let identity: ControllerIdentity
             do {
@@ -133,7 +151,13 @@ extension Lumbungd {
             config.host = options.listen.host
             config.port = options.listen.port
             options.apply(to: &config)
-            try await serve(config: config, logger: logger, prepare: { _ in })
+            do {
+                try file?.lifetimes(into: &config)
+            } catch let error as ValidationError {
+                printError(error.message)
+                throw ExitCode(2)
+            }
+            try await serve(config: config, logger: logger, metricsListen: options.metricsListen, prepare: { _ in })
         }
     }
 
@@ -174,7 +198,7 @@ extension Lumbungd {
             if !noAgent {
                 extra.append(DevAgentService(controller: url, adminConfig: configPath, stateDirectory: stateDir + "/agent-node-01", logger: logger))
             }
-            try await serve(config: config, logger: logger, extraServices: extra) { services in
+            try await serve(config: config, logger: logger, metricsListen: options.metricsListen, extraServices: extra) { services in
                 if fresh { try await DevSeed.seed(services) }
                 if !FileManager.default.fileExists(atPath: configPath) {
                     let credentials = try await services.localCredentials(for: "admin")
@@ -231,25 +255,34 @@ func printError(_ text: String) {
     FileHandle.standardError.write(Data("error: \(text)\n".utf8))
 }
 
+/// The Prometheus registry every metric of this process goes to.
+let metricsRegistry = PrometheusCollectorRegistry()
+
 func bootstrap(_ level: String) -> Logger {
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = Logger.Level(rawValue: level) ?? .info
         return handler
     }
-    MetricsSystem.bootstrap(PrometheusMetricsFactory())
+    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metricsRegistry))
     var logger = Logger(label: "lumbungd")
     logger.logLevel = Logger.Level(rawValue: level) ?? .info
     return logger
 }
 
 func serve(
-    config: ControllerConfig, logger: Logger, extraServices: [any Service] = [],
+    config: ControllerConfig, logger: Logger, metricsListen: String = "off", extraServices: [any Service] = [],
     prepare: @escaping @Sendable (ControllerServices) async throws -> Void
 ) async throws {
     let assembly: Controller.Assembly
+    var extra = extraServices
     do {
-        assembly = try Controller.assemble(config: config, logger: logger)
+        assembly = try Controller.assemble(
+            config: config, logger: logger,
+            onListening: { port in Systemd.ready(status: "serving \(config.name) on port \(port) (mutual TLS)") })
+        if metricsListen != "off" {
+            extra.append(try ControllerMetricsServer.make(listen: metricsListen, registry: metricsRegistry, logger: logger))
+        }
     } catch {
         printError("cannot start the controller: \(error)")
         throw ExitCode(1)
@@ -263,7 +296,7 @@ func serve(
     let reloader = PolicyReloadOnSIGHUP(policies: assembly.services.policies, logger: logger)
     let group = ServiceGroup(
         configuration: .init(
-            services: (assembly.all + extraServices + [reloader]).map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+            services: (assembly.all + extra + [reloader, SystemdNotifier()]).map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
     try await group.run()
 }

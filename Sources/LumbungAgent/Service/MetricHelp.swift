@@ -34,8 +34,9 @@ public enum MetricHelp {
         "lumbung_volume_used_bytes": "Space used on the volume.",
     ]
 
-    /// Inserts `# HELP` lines before each `# TYPE` line that has none.
-    public static func annotate(_ text: String) -> String {
+    /// Inserts `# HELP` lines before each `# TYPE` line that has none, from `texts` (default:
+    /// the agent's), else a generic sentence.
+    public static func annotate(_ text: String, texts: [String: String] = MetricHelp.texts) -> String {
         var out: [Substring] = []
         var lastHelp: Substring?
         var extra: [String] = []
@@ -45,7 +46,7 @@ public enum MetricHelp {
             } else if line.hasPrefix("# TYPE ") {
                 let name = line.split(separator: " ").dropFirst(2).first ?? ""
                 if lastHelp != name {
-                    let help = texts[String(name)] ?? "Lumbung agent metric \(name)."
+                    let help = texts[String(name)] ?? "Lumbung metric \(name)."
                     extra.append("# HELP \(name) \(help)")
                     out.append(Substring(extra.last!))
                 }
