@@ -83,16 +83,7 @@ struct AgentProcessTests {
         #expect(text.contains(vm.id.rawValue))
         #expect(text.contains("lumbung_agent_build_info"))
         #expect(text.contains("lumbung_host_cpus"))
-        let promtool = ["/usr/bin/promtool", "/bin/promtool"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        if let promtool {
-            let file = dir + "/metrics.txt"
-            try text.write(toFile: file, atomically: true, encoding: .utf8)
-            let check = try await runCommand("/bin/sh", ["-c", "\(promtool) check metrics < \(file)"])
-            #expect(check.code == 0, "promtool: \(check.out)\(check.err)")
-            #expect((check.out + check.err).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "promtool reports: \(check.out)\(check.err)")
-        } else {
-            Issue.record("promtool is missing: .ci/run installs it (apt-get install prometheus)")
-        }
+        try await expectPromtoolClean(text, scratch: dir)
         process.terminate()
         process.waitUntilExit()
         await admin.shutdown()

@@ -108,16 +108,7 @@ struct ControllerOpsTests {
         #expect(text.contains("lumbung_policy_info{hash="))
         #expect(text.contains("lumbung_policy_last_reload_success 1"))
         #expect(text.contains("lumbung_datacenter_vcpu{kind=\"allocatable\"} 32"))
-        let promtool = ["/usr/bin/promtool", "/bin/promtool"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        if let promtool {
-            let file = state + "/metrics.txt"
-            try text.write(toFile: file, atomically: true, encoding: .utf8)
-            let check = try await runCommand("/bin/sh", ["-c", "\(promtool) check metrics < \(file)"])
-            #expect(check.code == 0, "promtool: \(check.out)\(check.err)")
-            #expect((check.out + check.err).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "promtool reports: \(check.out)\(check.err)")
-        } else {
-            Issue.record("promtool is missing: .ci/run installs it (apt-get install prometheus)")
-        }
+        try await expectPromtoolClean(text, scratch: state)
         await admin.shutdown()
     }
 

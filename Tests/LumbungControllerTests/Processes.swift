@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import LumbungAPI
 import LumbungPKI
 
@@ -123,4 +124,17 @@ func enrollClient(baseURL: String, caPEM: String, token: String) async throws ->
     }
     let creds = ClientCredentials(certificatePEM: response.certificate, privateKeyPEM: key.privateKeyPEM, caPEM: response.ca)
     return TestClient(client: try LumbungClient(baseURL: baseURL, credentials: creds), credentials: creds)
+}
+
+/// `promtool check metrics` reports nothing about `text` (written to `scratch`/metrics.txt).
+func expectPromtoolClean(_ text: String, scratch: String) async throws {
+    guard let promtool = ["/usr/bin/promtool", "/bin/promtool"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        Issue.record("promtool is missing: .ci/run installs it (apt-get install prometheus)")
+        return
+    }
+    let file = scratch + "/metrics.txt"
+    try text.write(toFile: file, atomically: true, encoding: .utf8)
+    let check = try await runCommand("/bin/sh", ["-c", "\(promtool) check metrics < \(file)"])
+    #expect(check.code == 0, "promtool: \(check.out)\(check.err)")
+    #expect((check.out + check.err).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "promtool reports: \(check.out)\(check.err)")
 }
