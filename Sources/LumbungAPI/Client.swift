@@ -296,7 +296,8 @@ extension LumbungClient {
             query: ["host": host.rawValue, "after": after.map { String($0) }, "timeout": String(timeout.components.seconds)],
             timeout: timeout + .seconds(10))
     }
-    /// `POST /v1/agent/report`; `timeout` bounds the whole call (an unreachable controller fails within it).
+    /// `POST /v1/agent/report`; `timeout` (+5 s) bounds the whole call, so a report stuck on a dead
+    /// connection is abandoned and the next one goes out on a fresh connection.
     public func report(_ body: AgentReport, timeout: Duration = .seconds(30)) async throws(APIClientError) -> ReportAck {
         try await send(.POST, "/v1/agent/report", body: body, timeout: timeout)
     }

@@ -62,6 +62,9 @@ struct CommonRunOptions: ParsableArguments {
     func apply(to config: inout ControllerConfig) {
         config.policyDirectory = policies.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         config.ledger.heartbeatTimeout = .seconds(heartbeatTimeout)
+        // Look for silent hosts every quarter of the timeout (at most every 5 s), so a host is
+        // marked unreachable close to the configured time also when the timeout is short.
+        config.sweepInterval = .milliseconds(min(5000, max(250, heartbeatTimeout * 250)))
         config.ledger.strategy = PlacementStrategy(rawValue: strategy) ?? .binpack
         config.ledger.requestTTL = .seconds(requestTTLDays * 86400)
     }

@@ -64,13 +64,16 @@ func runCommandBlocking(_ path: String, _ args: [String], environment: [String: 
 final class ControllerProcess: @unchecked Sendable {
     let process = Process()
     let port: Int
+    let host: String
     let log: String
 
-    init(state: String, port: Int, extraArgs: [String] = []) throws {
+    /// Starts `lumbungd run` on `host:port` (loopback unless told otherwise).
+    init(state: String, port: Int, host: String = "127.0.0.1", extraArgs: [String] = []) throws {
         self.port = port
+        self.host = host
         self.log = state + "/lumbungd-\(UUID().uuidString.prefix(6)).log"
         process.executableURL = URL(fileURLWithPath: binDirectory() + "/lumbungd")
-        process.arguments = ["run", "--state", state, "--listen", "127.0.0.1:\(port)", "--log-level", "warning"] + extraArgs
+        process.arguments = ["run", "--state", state, "--listen", "\(host):\(port)", "--log-level", "warning"] + extraArgs
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = FileHandle(forWritingAtPath: log)
         process.standardOutput = handle
@@ -78,7 +81,7 @@ final class ControllerProcess: @unchecked Sendable {
         try process.run()
     }
 
-    var baseURL: String { "https://127.0.0.1:\(port)" }
+    var baseURL: String { "https://\(host):\(port)" }
 
     /// Waits until the controller answers TLS on its port.
     func waitUntilReady(caPEM: String) async throws {

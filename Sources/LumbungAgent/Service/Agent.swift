@@ -18,6 +18,14 @@ public struct AgentSettings: Sendable {
     public var reconcileInterval: Duration = .seconds(10)
     /// How long a deleted volume's data is kept before purge.
     public var retention: Duration = ReconcilePlanner.defaultRetention
+    /// How long one report may take (plus 5 s of grace) before it is abandoned and retried: a
+    /// report stuck on a dead connection (a cut link drops packets, it sends no reset) must not
+    /// hold back the newer ones. Default: the heartbeat interval, within 1–25 s.
+    public var reportTimeout: Duration {
+        get { reportTimeoutOverride ?? min(max(heartbeat, .seconds(1)), .seconds(25)) }
+        set { reportTimeoutOverride = newValue }
+    }
+    private var reportTimeoutOverride: Duration?
     /// Backoff for failed reports and long-polls.
     public var retry: RetryPolicy = RetryPolicy(initial: .milliseconds(500), maximum: .seconds(30))
     /// Backoff for a VM's or volume's failed reconcile actions (1 s doubling to 5 min, jittered);
@@ -326,7 +334,7 @@ public final class Agent: Sendable {
     /// inventory), measured use, and reconcile errors.
     public func reportOnce() async throws {
         let report = try await buildReport()
-        let ack = try await client.report(report, timeout: max(.seconds(5), min(settings.heartbeat, .seconds(30))))
+        let ack = try await client.report(report, timeout: settings.reportTimeout)
         heartbeatOK.increment()
         lastHeartbeat.record(Date().timeIntervalSince1970)
         let wasConnected = core.withLockedValue { c -> Bool in
