@@ -271,8 +271,13 @@ extension LumbungClient {
         try await send(.POST, "/v1/requests", body: body)
     }
     public func request(_ id: RequestID) async throws(APIClientError) -> ResourceRequest { try await send(.GET, "/v1/requests/\(id)") }
-    public func approve(_ id: RequestID, reason: String? = nil) async throws(APIClientError) -> ResourceRequest {
-        try await send(.POST, "/v1/requests/\(id)/approve", body: DecisionBody(reason: reason))
+    /// `POST /v1/requests/{id}/approve`; `override`: an admin decides the OPD approver's level too.
+    public func approve(_ id: RequestID, reason: String? = nil, override: Bool? = nil) async throws(APIClientError) -> ResourceRequest {
+        try await send(.POST, "/v1/requests/\(id)/approve", body: DecisionBody(reason: reason, override: override))
+    }
+    /// `GET /v1/requests/{id}/explain`: the approval rules tried, the quota fit and the placement, in sentences.
+    public func explainRequest(_ id: RequestID) async throws(APIClientError) -> RequestExplanation {
+        try await send(.GET, "/v1/requests/\(id)/explain")
     }
     public func reject(_ id: RequestID, reason: String) async throws(APIClientError) -> ResourceRequest {
         try await send(.POST, "/v1/requests/\(id)/reject", body: DecisionBody(reason: reason))

@@ -108,20 +108,28 @@ public struct WhoAmI: Codable, Sendable, Hashable {
 public struct CreateOPDBody: Codable, Sendable, Hashable {
     public var id: OPDID
     public var displayName: String
-    public var quota: ResourceVector
-    public init(id: OPDID, displayName: String, quota: ResourceVector) {
+    /// The quota; give this or ``quotaClass``, not both.
+    public var quota: ResourceVector?
+    /// A quota class of the policy set (`kecil`, `sedang`, `besar`, …): the OPD gets the class's quota.
+    public var quotaClass: QuotaClassName?
+    public init(id: OPDID, displayName: String, quota: ResourceVector? = nil, quotaClass: QuotaClassName? = nil) {
         self.id = id
         self.displayName = displayName
         self.quota = quota
+        self.quotaClass = quotaClass
     }
 }
 
-/// `PUT /v1/opds/{opd}/quota`: the new quota (whole, not a delta). `force` lowers below current use (audited).
+/// `PUT /v1/opds/{opd}/quota`: the new quota (whole, not a delta), or a quota class whose quota
+/// the OPD takes (and follows when the class changes). `force` lowers below current use (audited).
+/// An explicit quota gives the OPD a quota of its own: it leaves its class.
 public struct SetQuotaBody: Codable, Sendable, Hashable {
-    public var quota: ResourceVector
+    public var quota: ResourceVector?
+    public var quotaClass: QuotaClassName?
     public var force: Bool?
-    public init(quota: ResourceVector, force: Bool? = nil) {
+    public init(quota: ResourceVector? = nil, quotaClass: QuotaClassName? = nil, force: Bool? = nil) {
         self.quota = quota
+        self.quotaClass = quotaClass
         self.force = force
     }
 }
@@ -134,7 +142,13 @@ public struct OPDView: Codable, Sendable, Hashable {
     public var usage: ResourceVector
     public var left: ResourceVector
     public var createdAt: Date
-    public init(id: OPDID, displayName: String, quota: ResourceVector, usage: ResourceVector, left: ResourceVector, createdAt: Date) {
+    /// The OPD's quota class, nil when it has a quota of its own.
+    public var quotaClass: QuotaClassName?
+    public init(
+        id: OPDID, displayName: String, quota: ResourceVector, usage: ResourceVector, left: ResourceVector, createdAt: Date,
+        quotaClass: QuotaClassName? = nil
+    ) {
+        self.quotaClass = quotaClass
         self.id = id
         self.displayName = displayName
         self.quota = quota
@@ -403,7 +417,12 @@ public struct FileRequestBody: Codable, Sendable, Hashable {
     public var vm: VMBody?
     public var volume: VolumeBody?
     public var quota: ResourceVector?
-    public init(opd: OPDID? = nil, reason: String, vm: VMBody? = nil, volume: VolumeBody? = nil, quota: ResourceVector? = nil) {
+    /// The official letter number (*nomor surat*) the request refers to, e.g. `800/123/Diskominfo/2026`.
+    public var letter: String?
+    public init(
+        opd: OPDID? = nil, reason: String, vm: VMBody? = nil, volume: VolumeBody? = nil, quota: ResourceVector? = nil, letter: String? = nil
+    ) {
+        self.letter = letter
         self.opd = opd
         self.reason = reason
         self.vm = vm
@@ -415,7 +434,56 @@ public struct FileRequestBody: Codable, Sendable, Hashable {
 /// `POST /v1/requests/{id}/approve|reject|cancel`. A reason is required to reject.
 public struct DecisionBody: Codable, Sendable, Hashable {
     public var reason: String?
-    public init(reason: String? = nil) { self.reason = reason }
+    /// Approve: an admin decides a level that belongs to the OPD's approver (audited as
+    /// `request.approve.override`). Without it an admin may not skip the approver of a two-level request.
+    public var override: Bool?
+    public init(reason: String? = nil, override: Bool? = nil) {
+        self.reason = reason
+        self.override = override
+    }
+}
+
+/// `GET /v1/requests/{id}/explain`: why a request is decided as it is, in sentences: every
+/// approval rule tried and the one that decides (against the OPD's quota and the data center as
+/// they are now), the quota fit with its numbers, and for VMs and volumes the placement: every
+/// host filtered out and why, and the host that would be chosen with its score.
+public struct RequestExplanation: Codable, Sendable, Hashable {
+    public var id: RequestID
+    public var state: RequestState
+    /// The rule the request was filed under (nil for requests filed before approval rules).
+    public var rule: String?
+    /// The decision the rules give now, e.g. `needs the OPD's approver, then an admin`.
+    public var decision: String
+    /// The rule that decides now.
+    public var decidingRule: String
+    /// Every approval rule tried, in order, ending with the deciding one.
+    public var approval: [PolicyReason]
+    /// The levels still to approve and the approvals given.
+    public var levels: [String]
+    /// The quota fit, with the numbers.
+    public var quota: [String]
+    /// Placement (VMs and volumes): hosts filtered out and why, the chosen host and its score.
+    public var placement: [String]
+    /// The host placement would choose now, if any.
+    public var host: HostID?
+    /// Its score (0…1, higher is better).
+    public var score: Double?
+    public init(
+        id: RequestID, state: RequestState, rule: String?, decision: String, decidingRule: String, approval: [PolicyReason],
+        levels: [String], quota: [String], placement: [String], host: HostID?, score: Double?
+    ) {
+        self.id = id
+        self.state = state
+        self.rule = rule
+        self.decision = decision
+        self.decidingRule = decidingRule
+        self.approval = approval
+        self.levels = levels
+        self.quota = quota
+        self.placement = placement
+        self.host = host
+        self.score = score
+    }
 }
 
 // MARK: - Capacity and audit

@@ -40,8 +40,9 @@ public struct LedgerState: Sendable {
 /// Settings of the ledger.
 public struct LedgerSettings: Sendable {
     public var strategy: PlacementStrategy = .binpack
-    /// How long an undecided request lives.
-    public var requestTTL: Duration = .seconds(14 * 86400)
+    /// How long an undecided request lives; nil (the default): the policy set's
+    /// `request_expiry_days`. Set, it overrides the policy (`lumbungd --request-ttl-days`, tests).
+    public var requestTTL: Duration?
     /// A host without reports for this long becomes unreachable.
     public var heartbeatTimeout: Duration = .seconds(40)
     /// Group commit: after a commit, the ledger waits up to this long for the callers it just
@@ -320,12 +321,25 @@ extension Ledger {
     /// Installs a new, already validated policy set as one ledger operation: decisions queued
     /// before it use the old set, those after it the new one; none sees a mix. Audited with the
     /// old and new hash.
+    ///
+    /// Every OPD that follows a quota class (its quota equals the running set's class quota) gets
+    /// the new set's class quota in the same operation (audited as `opd.set-quota.class`). When
+    /// that would put an OPD below its use, or the new set drops a class an OPD has, nothing is
+    /// installed: the error (`class_conflict`) lists every such OPD with its numbers.
     public func installPolicy(_ set: PolicySet, by caller: Caller) async throws {
         try await perform { state, now, out in
+            let changes = try state.classChanges(to: set)
             let before = state.policy.hash
             state.policy = set
             state.policyLoadedAt = now
             out.record(caller, "policy.install", "policy", before: before, after: set.hash, at: now)
+            for (opd, quota) in changes {
+                var changed = opd
+                changed.quota = quota
+                state.dc.upsertOPD(changed)
+                out.changes.append(.quotaChanged(opd.id, quota))
+                out.record(caller, "opd.set-quota.class", "opd:\(opd.id)", before: opd, after: changed, at: now)
+            }
         }
     }
 }

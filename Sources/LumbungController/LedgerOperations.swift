@@ -7,20 +7,33 @@ import LumbungStore
 extension Ledger {
     // MARK: OPDs
 
-    /// Creates an OPD with its quota.
+    /// Creates an OPD with its quota, given as amounts or as a quota class of the policy set.
     public func createOPD(_ body: CreateOPDBody, by caller: Caller) async throws -> OPD {
         try await perform { state, now, out in
+            let quota: ResourceVector
             do {
                 _ = try Name.validate(body.id.rawValue, what: "OPD name")
                 try validateDisplayName(body.displayName)
-                try validateQuota(body.quota)
+                switch (body.quota, body.quotaClass) {
+                case (let q?, nil):
+                    try validateQuota(q)
+                    quota = q
+                case (nil, let name?):
+                    quota = try state.classQuota(name)
+                case (.some, .some):
+                    throw APIError.badRequest(
+                        "invalid_quota", "give either a quota or a quota class (--class), not both; the class sets the whole quota")
+                case (nil, nil):
+                    throw APIError.badRequest(
+                        "missing_quota", "an OPD needs a quota: give amounts (--vcpu, --memory, …) or a quota class (--class); known classes: \(state.knownClasses)")
+                }
             } catch let error as CoreError {
                 throw APIError(error)
             }
             if state.dc.opds[body.id] != nil {
                 throw APIError.conflict("conflict", "OPD \(body.id) already exists")
             }
-            let opd = OPD(id: body.id, displayName: body.displayName, quota: body.quota.normalized, createdAt: now)
+            let opd = OPD(id: body.id, displayName: body.displayName, quota: quota.normalized, createdAt: now, quotaClass: body.quotaClass)
             state.dc.upsertOPD(opd)
             out.changes.append(.opdCreated(opd))
             out.record(caller, "opd.create", "opd:\(opd.id)", before: Optional<OPD>.none, after: opd, at: now)
@@ -28,19 +41,38 @@ extension Ledger {
         }
     }
 
-    /// Replaces an OPD's quota. Lowering below current use is refused with the numbers unless `force`.
-    public func setQuota(_ id: OPDID, quota: ResourceVector, force: Bool, by caller: Caller) async throws -> OPD {
+    /// Replaces an OPD's quota with amounts (the OPD then has a quota of its own and leaves its
+    /// class) or with a quota class's (the OPD then follows that class). Lowering below current
+    /// use is refused with the numbers unless `force`.
+    public func setQuota(
+        _ id: OPDID, quota: ResourceVector?, quotaClass: QuotaClassName? = nil, force: Bool, by caller: Caller
+    ) async throws -> OPD {
         try await perform { state, now, out in
             var opd = try state.opd(id)
-            do { try validateQuota(quota) } catch let error as CoreError { throw APIError(error) }
-            if case .failure(let refusal) = state.dc.decideQuotaChange(opd: id, newQuota: quota, force: force) {
+            let newQuota: ResourceVector
+            switch (quota, quotaClass) {
+            case (let q?, nil):
+                do { try validateQuota(q) } catch let error as CoreError { throw APIError(error) }
+                newQuota = q
+            case (nil, let name?):
+                newQuota = try state.classQuota(name)
+            case (.some, .some):
+                throw APIError.badRequest("invalid_quota", "give either a quota or a quota class (--class), not both; the class sets the whole quota")
+            case (nil, nil):
+                throw APIError.badRequest(
+                    "missing_quota", "give the new quota (--vcpu, --memory, …) or a quota class (--class); known classes: \(state.knownClasses)")
+            }
+            if case .failure(let refusal) = state.dc.decideQuotaChange(opd: id, newQuota: newQuota, force: force) {
                 throw APIError(refusal)
             }
             let before = opd
-            opd.quota = quota.normalized
+            opd.quota = newQuota.normalized
+            opd.quotaClass = quotaClass
             state.dc.upsertOPD(opd)
             out.changes.append(.quotaChanged(id, opd.quota))
-            out.record(caller, force ? "opd.set-quota.forced" : "opd.set-quota", "opd:\(id)", before: before, after: opd, at: now)
+            if before.quotaClass != opd.quotaClass { out.changes.append(.opdClassChanged(id, opd.quotaClass)) }
+            let action = quotaClass != nil ? "opd.set-class" : "opd.set-quota"
+            out.record(caller, force ? action + ".forced" : action, "opd:\(id)", before: before, after: opd, at: now)
             return opd
         }
     }
@@ -218,96 +250,7 @@ extension Ledger {
         }
     }
 
-    // MARK: Requests
-
-    /// Files a request for the OPD. Its shape is checked now; quota and capacity when it is approved.
-    public func fileRequest(opd: OPDID, payload: RequestPayload, reason: String, by caller: Caller) async throws -> ResourceRequest {
-        try await perform { state, now, out in
-            _ = try state.opd(opd)
-            let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !trimmed.isEmpty else { throw APIError.badRequest("invalid_reason", "a request needs a reason (--reason \"…\")") }
-            guard trimmed.count <= 2000 else { throw APIError.badRequest("invalid_reason", "the reason is longer than 2000 characters") }
-            try state.validatePayload(payload, opd: opd)
-            guard case .user(let user, _, _) = caller.principal else { throw APIError.forbidden("only people file requests") }
-            let id = RequestID(rawValue: state.nextRequestID)
-            let request = ResourceRequest(
-                id: id, opd: opd, payload: payload, reason: trimmed, requestedBy: user, state: .pending, createdAt: now,
-                expiresAt: now.addingTimeInterval(Double(self.settings.requestTTL.components.seconds)))
-            state.nextRequestID += 1
-            state.requests[id] = request
-            out.changes.append(.requestFiled(request))
-            out.record(caller, "request.file", "request:\(id)", before: Optional<ResourceRequest>.none, after: request, at: now, request: id)
-            return request
-        }
-    }
-
-    /// Approves a pending request and fulfils it in the same transaction: the VM or volume is
-    /// placed and charged, or the quota raised. If it does not fit, nothing changes and the
-    /// refusal says why.
-    public func approve(_ id: RequestID, reason: String?, by caller: Caller) async throws -> ResourceRequest {
-        try await perform { state, now, out in
-            var request = try state.request(id)
-            if request.state == .pending, request.expiresAt <= now {
-                throw APIError.conflict("request_expired", "request \(id) expired on \(iso(request.expiresAt)); file a new one")
-            }
-            var approved = request
-            do { approved.state = try RequestState.transition(from: request.state, event: .approve) } catch { throw APIError(error) }
-            let before = request
-            // Fulfil (throws before any mutation when it does not fit).
-            var result: String?
-            switch request.payload {
-            case .vm(let spec):
-                let vm = try state.allocateVM(
-                    opd: request.opd, spec: spec, caller: caller, now: now, request: id, out: &out, strategy: self.settings.strategy)
-                result = vm.id.rawValue
-            case .volume(let spec):
-                let volume = try state.allocateVolume(
-                    opd: request.opd, spec: spec, caller: caller, now: now, request: id, out: &out, strategy: self.settings.strategy)
-                result = volume.id.rawValue
-            case .quota(let delta):
-                var opd = try state.opd(request.opd)
-                let newQuota = (opd.quota + delta).normalized
-                if case .failure(let refusal) = state.dc.decideQuotaChange(opd: opd.id, newQuota: newQuota, force: false) {
-                    throw APIError(refusal)
-                }
-                let opdBefore = opd
-                opd.quota = newQuota
-                state.dc.upsertOPD(opd)
-                out.changes.append(.quotaChanged(opd.id, newQuota))
-                out.record(caller, "opd.set-quota", "opd:\(opd.id)", before: opdBefore, after: opd, at: now, request: id)
-                result = opd.id.rawValue
-            }
-            request = approved
-            do { request.state = try RequestState.transition(from: approved.state, event: .fulfil) } catch { throw APIError(error) }
-            request.decidedBy = caller.principal.description
-            request.decidedAt = now
-            request.decisionReason = reason
-            request.result = result
-            state.requests[id] = request
-            out.changes.append(.requestUpdated(request))
-            out.record(caller, "request.approve", "request:\(id)", before: before, after: request, at: now, request: id)
-            return request
-        }
-    }
-
-    /// Rejects (`reject`), withdraws (`cancel`) a pending request.
-    public func decide(_ id: RequestID, event: RequestEvent, reason: String?, by caller: Caller) async throws -> ResourceRequest {
-        try await perform { state, now, out in
-            var request = try state.request(id)
-            let before = request
-            if request.state == .pending, request.expiresAt <= now, event != .expire {
-                throw APIError.conflict("request_expired", "request \(id) expired on \(iso(request.expiresAt))")
-            }
-            do { request.state = try RequestState.transition(from: request.state, event: event) } catch { throw APIError(error) }
-            request.decidedBy = caller.principal.description
-            request.decidedAt = now
-            request.decisionReason = reason
-            state.requests[id] = request
-            out.changes.append(.requestUpdated(request))
-            out.record(caller, "request.\(event)", "request:\(id)", before: before, after: request, at: now, request: id)
-            return request
-        }
-    }
+    // (Requests and their approval: Approvals.swift.)
 
     // MARK: Agents and time
 

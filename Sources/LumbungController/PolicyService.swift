@@ -86,7 +86,8 @@ public final class PolicyService: Sendable {
             do {
                 try await ledger.installPolicy(set, by: caller)
             } catch {
-                let errors = PolicyErrors([PolicyError(file: directory, line: nil, message: "\(error)")])
+                let message = (error as? APIError)?.detail.message ?? "\(error)"
+                let errors = PolicyErrors([PolicyError(file: directory, line: nil, message: message)])
                 logger.error("policy reload refused; keeping the running set", metadata: ["policy.directory": "\(directory)", "errors": "\(errors)"])
                 record(Attempt(at: at, ok: false, errors: errors.errors.map(\.description), hash: nil))
                 return .failure(errors)

@@ -113,7 +113,7 @@ struct Routes {
             try auth.requireAdmin()
             let id = OPDID(rawValue: try context.param("opd"))
             let body = try await decodeBody(SetQuotaBody.self, request, context)
-            let opd = try await ledger.setQuota(id, quota: body.quota, force: body.force ?? false, by: auth.caller)
+            let opd = try await ledger.setQuota(id, quota: body.quota, quotaClass: body.quotaClass, force: body.force ?? false, by: auth.caller)
             return try json(await ledger.read { $0.opdView(opd) })
         }
     }
@@ -370,7 +370,7 @@ struct Routes {
             guard payloads.count == 1, let payload = payloads.first else {
                 throw APIError.badRequest("invalid_request", "a request asks for exactly one of: vm, volume, quota")
             }
-            let filed = try await ledger.fileRequest(opd: opd, payload: payload, reason: body.reason, by: auth.caller)
+            let filed = try await ledger.fileRequest(opd: opd, payload: payload, reason: body.reason, letter: body.letter, by: auth.caller)
             return try json(filed, status: .created)
         }
         router.get("/v1/requests/:id") { _, context in
@@ -382,7 +382,12 @@ struct Routes {
             let r = try await visibleRequest(auth, try context.param("id"))
             let body = try await decodeOptionalBody(DecisionBody.self, request, context)
             try requireApprover(auth, r)
-            return try json(try await ledger.approve(r.id, reason: body?.reason, by: auth.caller))
+            return try json(try await ledger.approve(r.id, reason: body?.reason, override: body?.override ?? false, by: auth.caller))
+        }
+        router.get("/v1/requests/:id/explain") { _, context in
+            let auth = try context.auth()
+            let r = try await visibleRequest(auth, try context.param("id"))
+            return try json(try await ledger.explain(r.id))
         }
         router.post("/v1/requests/:id/reject") { request, context in
             let auth = try context.auth()
@@ -414,14 +419,16 @@ struct Routes {
         return r
     }
 
-    /// Admins decide every request; an OPD's approver decides that OPD's VM and volume requests
-    /// (a quota increase needs an admin).
+    /// Admins decide every level; an OPD's approver only while the approver level is next (a
+    /// quota request under the built-in rules needs an admin). The ledger checks the level again
+    /// when it decides.
     func requireApprover(_ auth: Authenticated, _ r: ResourceRequest) throws {
         switch auth.principal.role {
         case .admin: return
         case .approver:
-            if case .quota = r.payload {
-                throw APIError.forbidden("a quota request needs an admin's decision")
+            guard r.remainingLevels.first == .approver else {
+                throw APIError.forbidden(
+                    "request \(r.id) needs \(levelsText(r.remainingLevels)) (approval rule \(r.rule ?? "none")); the OPD's approver cannot decide it")
             }
         default:
             throw APIError.forbidden("deciding requests needs the admin role or the OPD's approver role")

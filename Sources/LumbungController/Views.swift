@@ -8,7 +8,7 @@ extension LedgerState {
         let usage = dc.usage(of: opd.id)
         return OPDView(
             id: opd.id, displayName: opd.displayName, quota: opd.quota, usage: usage.normalized, left: (opd.quota - usage).normalized,
-            createdAt: opd.createdAt)
+            createdAt: opd.createdAt, quotaClass: opd.quotaClass)
     }
 
     func hostView(_ host: LumbungCore.Host) -> HostView {

@@ -55,12 +55,17 @@ public struct OPD: Hashable, Codable, Sendable {
     /// What the OPD may hold at most: vCPU, memory, storage per pool, VM and volume counts.
     public var quota: ResourceVector
     public var createdAt: Date
+    /// The quota class the OPD was given (`lumbung opd create … --class sedang`), nil for an OPD
+    /// with a quota of its own. While its quota equals its class's, a policy reload that changes
+    /// the class changes the OPD's quota too.
+    public var quotaClass: QuotaClassName?
 
-    public init(id: OPDID, displayName: String, quota: ResourceVector, createdAt: Date) {
+    public init(id: OPDID, displayName: String, quota: ResourceVector, createdAt: Date, quotaClass: QuotaClassName? = nil) {
         self.id = id
         self.displayName = displayName
         self.quota = quota
         self.createdAt = createdAt
+        self.quotaClass = quotaClass
     }
 }
 
@@ -398,12 +403,29 @@ public struct ResourceRequest: Hashable, Codable, Sendable {
     public var decisionReason: String?
     /// The VM or volume id that fulfilled it.
     public var result: String?
+    /// The approval rule that decided how the request is approved (set at filing; nil for
+    /// requests filed before approval rules existed).
+    public var rule: String?
+    /// The official letter number (*nomor surat*) the request refers to, e.g. `800/123/Diskominfo/2026`.
+    public var letter: String?
+    /// The levels that must approve, in order (empty: approved automatically); nil for requests
+    /// filed before approval rules existed, which are treated as ``ApprovalLevel/approver`` for
+    /// VMs and volumes and ``ApprovalLevel/admin`` for quota.
+    public var levels: [ApprovalLevel]?
+    /// The approvals given so far, in order (a two-level request shows the approver's here while
+    /// it waits for an admin).
+    public var approvals: [RequestApproval]?
 
     public init(
         id: RequestID, opd: OPDID, payload: RequestPayload, reason: String, requestedBy: UserID, state: RequestState,
         createdAt: Date, expiresAt: Date, decidedBy: String? = nil, decidedAt: Date? = nil, decisionReason: String? = nil,
-        result: String? = nil
+        result: String? = nil, rule: String? = nil, letter: String? = nil, levels: [ApprovalLevel]? = nil,
+        approvals: [RequestApproval]? = nil
     ) {
+        self.rule = rule
+        self.letter = letter
+        self.levels = levels
+        self.approvals = approvals
         self.id = id
         self.opd = opd
         self.payload = payload
@@ -416,5 +438,43 @@ public struct ResourceRequest: Hashable, Codable, Sendable {
         self.decidedAt = decidedAt
         self.decisionReason = decisionReason
         self.result = result
+    }
+}
+
+/// One approval given to a request at one level.
+public struct RequestApproval: Hashable, Codable, Sendable {
+    /// The level approved.
+    public var level: ApprovalLevel
+    /// Who approved, e.g. `user:siti`.
+    public var by: String
+    /// When.
+    public var at: Date
+    /// True when an admin approved a level that belongs to the OPD's approver (audited as an override).
+    public var override: Bool?
+    /// A note for the record.
+    public var reason: String?
+
+    /// Creates an approval record.
+    public init(level: ApprovalLevel, by: String, at: Date, override: Bool? = nil, reason: String? = nil) {
+        self.level = level
+        self.by = by
+        self.at = at
+        self.override = override
+        self.reason = reason
+    }
+}
+
+extension ResourceRequest {
+    /// The levels that must approve: ``levels``, or for requests filed before approval rules the
+    /// levels of that time (the OPD's approver for VMs and volumes, an admin for quota).
+    public var requiredLevels: [ApprovalLevel] {
+        if let levels { return levels }
+        if case .quota = payload { return [.admin] }
+        return [.approver]
+    }
+
+    /// The levels still to approve, in order.
+    public var remainingLevels: [ApprovalLevel] {
+        Array(requiredLevels.dropFirst(min(approvals?.count ?? 0, requiredLevels.count)))
     }
 }

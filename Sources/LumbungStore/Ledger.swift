@@ -11,6 +11,8 @@ public enum LedgerChange: Hashable, Sendable {
     case opdCreated(OPD)
     /// The OPD's quota becomes this vector (the new quota, not a delta).
     case quotaChanged(OPDID, ResourceVector)
+    /// The OPD's quota class becomes this (nil: a quota of its own).
+    case opdClassChanged(OPDID, QuotaClassName?)
     /// A host declared by an admin. Refused when the id exists.
     case hostDeclared(LumbungCore.Host)
     /// Replaces everything about a host except its id: facts, labels, cordon, connectivity, desired version, ….
@@ -139,6 +141,12 @@ enum Ledger {
                 }
                 try QuotaStorageRow.replace(id, quota.storage, db)
 
+            case .opdClassChanged(let id, let quotaClass):
+                try db.execute(sql: "UPDATE opds SET quota_class = ? WHERE id = ?", arguments: [quotaClass?.rawValue, id.rawValue])
+                guard db.changesCount == 1 else {
+                    throw StoreError(.notFound, "cannot change the quota class of OPD '\(id)': no such OPD")
+                }
+
             case .hostDeclared(let host):
                 try HostRow(host).insert(db)
                 for row in HostPoolRow.rows(host) { try row.insert(db) }
@@ -216,6 +224,7 @@ enum Ledger {
         switch change {
         case .opdCreated(let opd): "creating OPD '\(opd.id)'"
         case .quotaChanged(let id, _): "changing the quota of OPD '\(id)'"
+        case .opdClassChanged(let id, _): "changing the quota class of OPD '\(id)'"
         case .hostDeclared(let host): "declaring host '\(host.id)'"
         case .hostUpdated(let host): "updating host '\(host.id)'"
         case .hostRemoved(let id): "removing host '\(id)'"

@@ -33,6 +33,7 @@ struct OPDRow: StoreRow {
     var quotaVms: Int64
     var quotaVolumes: Int64
     var createdAt: Int64
+    var quotaClass: String?
 
     init(_ opd: OPD) {
         id = opd.id.rawValue
@@ -42,6 +43,7 @@ struct OPDRow: StoreRow {
         quotaVms = Int64(opd.quota.vms)
         quotaVolumes = Int64(opd.quota.volumes)
         createdAt = Millis.from(opd.createdAt)
+        quotaClass = opd.quotaClass?.rawValue
     }
 
     func model(storage: [PoolName: ByteSize]) -> OPD {
@@ -50,7 +52,7 @@ struct OPDRow: StoreRow {
             quota: ResourceVector(
                 vcpu: Int(quotaVcpu), memory: ByteSize(bytes: quotaMemory), storage: storage,
                 vms: Int(quotaVms), volumes: Int(quotaVolumes)),
-            createdAt: Millis.date(createdAt))
+            createdAt: Millis.date(createdAt), quotaClass: quotaClass.map(QuotaClassName.init(rawValue:)))
     }
 }
 
@@ -276,6 +278,10 @@ struct RequestRow: StoreRow {
     var decidedAt: Int64?
     var decisionReason: String?
     var result: String?
+    var rule: String?
+    var letter: String?
+    var levels: String?
+    var approvals: String?
 
     init(_ request: ResourceRequest) throws {
         id = request.id.rawValue
@@ -291,6 +297,10 @@ struct RequestRow: StoreRow {
         decidedAt = Millis.from(request.decidedAt)
         decisionReason = request.decisionReason
         result = request.result
+        rule = request.rule
+        letter = request.letter
+        levels = try request.levels.map { try JSONColumn.encode($0) }
+        approvals = try request.approvals.map { try JSONColumn.encode($0) }
     }
 
     func model() throws -> ResourceRequest {
@@ -300,7 +310,10 @@ struct RequestRow: StoreRow {
             reason: reason, requestedBy: UserID(rawValue: requestedBy),
             state: try decodeEnum(RequestState.self, state, what: "state of request \(id)"),
             createdAt: Millis.date(createdAt), expiresAt: Millis.date(expiresAt),
-            decidedBy: decidedBy, decidedAt: Millis.date(decidedAt), decisionReason: decisionReason, result: result)
+            decidedBy: decidedBy, decidedAt: Millis.date(decidedAt), decisionReason: decisionReason, result: result,
+            rule: rule, letter: letter,
+            levels: try levels.map { try JSONColumn.decode([ApprovalLevel].self, from: $0, what: "approval levels of request \(id)") },
+            approvals: try approvals.map { try JSONColumn.decode([RequestApproval].self, from: $0, what: "approvals of request \(id)") })
     }
 }
 

@@ -24,12 +24,27 @@ enum Schema {
         migrator.registerMigration("v2") { db in
             try db.execute(sql: v2)
         }
+        migrator.registerMigration("v3") { db in
+            try db.execute(sql: v3)
+        }
         return migrator
     }
 
     /// v2: the base images each host's agent reported (a JSON array; NULL before the first report).
     static let v2 = """
         ALTER TABLE hosts ADD COLUMN images TEXT CHECK (images IS NULL OR json_valid(images));
+        """
+
+    /// v3: approval rules and quota classes. An OPD's quota class (NULL: a quota of its own); a
+    /// request's deciding rule, letter number (*nomor surat*), the levels that must approve (a JSON
+    /// array of `approver`/`admin`; NULL for requests filed before v3) and the approvals given so far
+    /// (a JSON array of objects).
+    static let v3 = """
+        ALTER TABLE opds ADD COLUMN quota_class TEXT CHECK (quota_class IS NULL OR (quota_class <> '' AND length(quota_class) <= 63));
+        ALTER TABLE requests ADD COLUMN rule TEXT CHECK (rule IS NULL OR rule <> '');
+        ALTER TABLE requests ADD COLUMN letter TEXT CHECK (letter IS NULL OR (letter <> '' AND length(letter) <= 100));
+        ALTER TABLE requests ADD COLUMN levels TEXT CHECK (levels IS NULL OR (json_valid(levels) AND json_type(levels) = 'array'));
+        ALTER TABLE requests ADD COLUMN approvals TEXT CHECK (approvals IS NULL OR (json_valid(approvals) AND json_type(approvals) = 'array'));
         """
 
     static let v1 = """

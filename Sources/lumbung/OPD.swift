@@ -50,7 +50,9 @@ extension OPDCommand {
             abstract: "Create an OPD with its quota (admin).",
             discussion: """
                 Example: lumbung opd create dinkes --name "Dinas Kesehatan" --vcpu 32 --memory 64GiB --storage ssd=2TiB --vms 20
-                Dimensions not given are zero, except --volumes, which defaults to --vms.
+                         lumbung opd create dinkes --name "Dinas Kesehatan" --class sedang
+                Dimensions not given are zero, except --volumes, which defaults to --vms. With --class the OPD gets
+                the class's quota (see 'lumbung policy show') and follows it when the class changes.
                 """)
 
         @Argument(help: ArgumentHelp("The OPD's short name, e.g. dinkes.", valueName: "opd"))
@@ -58,6 +60,9 @@ extension OPDCommand {
 
         @Option(name: .customLong("name"), help: ArgumentHelp("The OPD's full name, e.g. \"Dinas Kesehatan\".", valueName: "full name"))
         var displayName: String
+
+        @Option(name: .customLong("class"), help: ArgumentHelp("A quota class of the policy set, e.g. kecil, sedang, besar (instead of amounts).", valueName: "class"))
+        var quotaClass: String?
 
         @OptionGroup var quota: QuotaOptions
         @OptionGroup var global: GlobalOptions
@@ -67,6 +72,12 @@ extension OPDCommand {
         func body() throws -> CreateOPDBody {
             let id = OPDID(rawValue: try Input.name(self.id, what: "OPD name"))
             let name = try Input.displayName(displayName)
+            if let quotaClass {
+                guard quota.isEmpty else {
+                    throw ValidationError("give either --class or amounts (--vcpu, --memory, …), not both; the class sets the whole quota")
+                }
+                return CreateOPDBody(id: id, displayName: name, quotaClass: QuotaClassName(rawValue: try Input.name(quotaClass, what: "class name")))
+            }
             var vector = try quota.apply(to: .zero)
             if quota.volumes == nil { vector.volumes = vector.vms }
             return CreateOPDBody(id: id, displayName: name, quota: vector)
@@ -76,7 +87,7 @@ extension OPDCommand {
             let body = try body()
             let opd = try await global.withClient { try await $0.client.createOPD(body) }
             if global.json { return try Output.json(opd) }
-            print("OPD \(opd.id) (\(opd.displayName)) created.")
+            print("OPD \(opd.id) (\(opd.displayName)) created\(opd.quotaClass.map { " with quota class \($0)" } ?? "").")
             Output.quotaTable(opd)
         }
     }
@@ -116,7 +127,10 @@ extension OPDCommand {
             let id = OPDID(rawValue: try Input.name(self.id, what: "OPD name"))
             let opd = try await global.withClient { try await $0.client.opd(id) }
             if global.json { return try Output.json(opd) }
-            Output.fields([("opd", opd.id.rawValue), ("name", opd.displayName), ("created", Format.date(opd.createdAt))])
+            Output.fields([
+                ("opd", opd.id.rawValue), ("name", opd.displayName), ("class", opd.quotaClass?.rawValue ?? "none (a quota of its own)"),
+                ("created", Format.date(opd.createdAt)),
+            ])
             print("")
             Output.quotaTable(opd)
         }
@@ -128,11 +142,16 @@ extension OPDCommand {
             abstract: "Change an OPD's quota (admin); only the given dimensions change.",
             discussion: """
                 Example: lumbung opd set-quota dinkes --vcpu 40 --storage hdd=10TiB
+                         lumbung opd set-quota dinkes --class besar
                 Lowering a dimension below what the OPD already uses is refused unless --force is given (audited).
+                Amounts give the OPD a quota of its own (it leaves its class); --class moves it to that class's quota.
                 """)
 
         @Argument(help: ArgumentHelp("The OPD's short name.", valueName: "opd"))
         var id: String
+
+        @Option(name: .customLong("class"), help: ArgumentHelp("Move the OPD to this quota class (instead of amounts).", valueName: "class"))
+        var quotaClass: String?
 
         @OptionGroup var quota: QuotaOptions
 
@@ -143,23 +162,36 @@ extension OPDCommand {
 
         func validate() throws {
             _ = try Input.name(id, what: "OPD name")
+            if let quotaClass {
+                guard quota.isEmpty else {
+                    throw ValidationError("give either --class or amounts (--vcpu, --memory, …), not both; the class sets the whole quota")
+                }
+                _ = try Input.name(quotaClass, what: "class name")
+                return
+            }
             guard !quota.isEmpty else {
-                throw ValidationError("give at least one of --vcpu, --memory, --storage, --vms, --volumes")
+                throw ValidationError("give --class or at least one of --vcpu, --memory, --storage, --vms, --volumes")
             }
             _ = try quota.apply(to: .zero)
         }
 
         func run() async throws {
             let id = OPDID(rawValue: try Input.name(self.id, what: "OPD name"))
+            let cls = try quotaClass.map { QuotaClassName(rawValue: try Input.name($0, what: "class name")) }
             let (before, after) = try await global.withClient { session in
                 let current = try await session.client.opd(id)
+                if let cls {
+                    return (current, try await session.client.setQuota(id, SetQuotaBody(quotaClass: cls, force: force ? true : nil)))
+                }
                 let wanted = try quota.apply(to: current.quota)
                 if wanted.normalized == current.quota.normalized { return (current, current) }
                 let updated = try await session.client.setQuota(id, SetQuotaBody(quota: wanted, force: force ? true : nil))
                 return (current, updated)
             }
             if global.json { return try Output.json(after) }
-            if before.quota.normalized == after.quota.normalized {
+            if let cls = after.quotaClass, cls != before.quotaClass {
+                print("\(id) is now of quota class \(cls).")
+            } else if before.quota.normalized == after.quota.normalized {
                 print("The quota of \(id) already is that; nothing changed.")
             } else {
                 print("Quota of \(id) changed.")

@@ -55,6 +55,8 @@ extension QuotaCommand {
         @Option(help: ArgumentHelp("Why the OPD needs it (required).", valueName: "text"))
         var reason: String
 
+        @OptionGroup var letter: LetterOption
+
         @OptionGroup var scope: OPDScopeOptions
         @OptionGroup var global: GlobalOptions
 
@@ -70,7 +72,7 @@ extension QuotaCommand {
             delta.storage = try Input.pools(storage, option: "--storage", allowSign: true)
             if let vms { delta.vms = try Input.count(vms, what: "VM count change", allowSign: true) }
             if let volumes { delta.volumes = try Input.count(volumes, what: "volume count change", allowSign: true) }
-            return FileRequestBody(opd: try scope.id(), reason: try Input.reason(reason, required: true)!, quota: delta)
+            return FileRequestBody(opd: try scope.id(), reason: try Input.reason(reason, required: true)!, quota: delta, letter: try letter.value())
         }
 
         func run() async throws {

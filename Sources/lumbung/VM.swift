@@ -120,13 +120,15 @@ extension VMCommand {
         @Option(help: ArgumentHelp("Why the OPD needs it (required).", valueName: "text"))
         var reason: String
 
+        @OptionGroup var letter: LetterOption
+
         @OptionGroup var scope: OPDScopeOptions
         @OptionGroup var global: GlobalOptions
 
         func validate() throws { _ = try body() }
 
         func body() throws -> FileRequestBody {
-            FileRequestBody(opd: try scope.id(), reason: try Input.reason(reason, required: true)!, vm: try spec.body())
+            FileRequestBody(opd: try scope.id(), reason: try Input.reason(reason, required: true)!, vm: try spec.body(), letter: try letter.value())
         }
 
         func run() async throws {

@@ -50,8 +50,8 @@ struct CommonRunOptions: ParsableArguments {
     @Option(help: "Placement strategy: binpack (fill hosts before using the next) or spread.")
     var strategy: String = "binpack"
 
-    @Option(help: "Days an undecided request lives before it expires.")
-    var requestTTLDays: Int = 14
+    @Option(help: "Days an undecided request lives before it expires. Default: the policy set's request_expiry_days.")
+    var requestTTLDays: Int?
 
     @Option(help: "Policy directory (see policies/README.md); reloaded on SIGHUP and 'lumbung policy reload'. Default: the built-in set.")
     var policies: String?
@@ -66,7 +66,7 @@ struct CommonRunOptions: ParsableArguments {
         // marked unreachable close to the configured time also when the timeout is short.
         config.sweepInterval = .milliseconds(min(5000, max(250, heartbeatTimeout * 250)))
         config.ledger.strategy = PlacementStrategy(rawValue: strategy) ?? .binpack
-        config.ledger.requestTTL = .seconds(requestTTLDays * 86400)
+        config.ledger.requestTTL = requestTTLDays.map { .seconds($0 * 86400) }
     }
 
     func validate() throws {
@@ -76,7 +76,7 @@ struct CommonRunOptions: ParsableArguments {
         guard PlacementStrategy(rawValue: strategy) != nil else {
             throw ValidationError("--strategy must be binpack or spread")
         }
-        guard requestTTLDays >= 1 && requestTTLDays <= 3650 else {
+        if let requestTTLDays, !(1...3650).contains(requestTTLDays) {
             throw ValidationError("--request-ttl-days must be between 1 and 3650")
         }
         guard Logger.Level(rawValue: logLevel) != nil else {

@@ -128,6 +128,7 @@ struct AuthorizationTests {
         ("GET /v1/requests", { c, _ in _ = try await c.listRequests() }, persons(.allowed)),
         ("POST /v1/requests", { c, _ in _ = try await c.fileRequest(FileRequestBody(opd: "dinkes", reason: "r", quota: ResourceVector(vcpu: 1))) }, ownOPD()),
         ("GET /v1/requests/{id}", { c, f in _ = try await c.request(f.requestA) }, ownOPD()),
+        ("GET /v1/requests/{id}/explain", { c, f in _ = try await c.explainRequest(f.requestA) }, ownOPD()),
         ("POST /v1/requests/{id}/approve (quota)", { c, f in _ = try await c.approve(f.requestA) }, ownOPD(member: .forbidden, approver: .forbidden)),
         ("POST /v1/requests/{id}/reject", { c, f in _ = try await c.reject(f.requestA, reason: "no") }, ownOPD(member: .forbidden, approver: .forbidden)),
         ("GET /v1/capacity", { c, _ in _ = try await c.capacity() }, adminOnly()),

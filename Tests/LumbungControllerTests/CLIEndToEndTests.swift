@@ -68,8 +68,10 @@ struct CLIEndToEndTests {
         r = try await budi.run("login", "--controller", url, "--token", budiToken)
         #expect(r.code == 0, "\(r.err)")
 
-        r = try await budi.run("vm", "request", "--name", "sikda-web", "--vcpu", "2", "--memory", "4GiB", "--disk", "40GiB", "--app", "sikda", "--reason", "SIKDA web server")
+        r = try await budi.run("vm", "request", "--name", "sikda-web", "--vcpu", "2", "--memory", "4GiB", "--disk", "40GiB", "--app", "sikda", "--reason", "SIKDA web server",
+            "--letter", "800/123/Diskominfo/2026")
         #expect(r.code == 0, "\(r.err)")
+        #expect(r.out.contains("approval rule vm-volume-oleh-approver"), "\(r.out)")
         r = try await budi.run("volume", "request", "--name", "arsip", "--size", "500GiB", "--pool", "hdd", "--reason", "archive")
         #expect(r.code == 0, "\(r.err)")
         r = try await budi.run("quota", "request", "--vcpu", "+8", "--reason", "new clinic system")
@@ -77,6 +79,15 @@ struct CLIEndToEndTests {
         r = try await budi.run("request", "list", "--output", "json")
         let mine = try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [[String: Any]] ?? []
         #expect(mine.count == 3)
+        // The letter number is stored and shown; explain names the rule and the host.
+        let webID = try #require(mine.first { ($0["payload"] as? [String: Any])?["vm"] != nil }?["id"] as? Int)
+        r = try await budi.run("request", "show", String(webID))
+        #expect(r.out.contains("800/123/Diskominfo/2026"), "\(r.out)")
+        r = try await budi.run("request", "explain", String(webID))
+        #expect(r.code == 0, "\(r.err)")
+        #expect(r.out.contains("rule vm-volume-oleh-approver") && r.out.contains("host node-01 would be chosen"), "\(r.out)")
+        r = try await budi.run("vm", "request", "--name", "x", "--vcpu", "1", "--memory", "1GiB", "--disk", "1GiB", "--reason", "x", "--letter", "a;b")
+        #expect(r.code == 2)
         // Bad input is a usage error (2) and sends nothing.
         r = try await budi.run("vm", "request", "--name", "x", "--vcpu", "0", "--memory", "1GiB", "--disk", "1GiB", "--reason", "x")
         #expect(r.code == 2)
