@@ -39,6 +39,7 @@ public struct LedgerState: Sendable {
 
 /// Settings of the ledger.
 public struct LedgerSettings: Sendable {
+    /// Placement strategy while the built-in policy set runs; a loaded set's `placement.strategy` wins.
     public var strategy: PlacementStrategy = .binpack
     /// How long an undecided request lives.
     public var requestTTL: Duration = .seconds(14 * 86400)
@@ -323,9 +324,14 @@ extension Ledger {
     public func installPolicy(_ set: PolicySet, by caller: Caller) async throws {
         try await perform { state, now, out in
             let before = state.policy.hash
+            let retentionChanged = state.policy.retention.volumeRetentionDays != set.retention.volumeRetentionDays
             state.policy = set
             state.policyLoadedAt = now
             out.record(caller, "policy.install", "policy", before: before, after: set.hash, at: now)
+            // Hosts declared without their own overcommit or reserve follow the new set.
+            state.rederiveHosts(caller: caller, now: now, out: &out)
+            // Agents receive the volume retention in their desired state: wake them when it changes.
+            if retentionChanged { for id in state.dc.hosts.keys.sorted() { state.bumpDesired(id, &out) } }
         }
     }
 }

@@ -24,12 +24,23 @@ enum Schema {
         migrator.registerMigration("v2") { db in
             try db.execute(sql: v2)
         }
+        migrator.registerMigration("v4") { db in
+            try db.execute(sql: v4)
+        }
         return migrator
     }
 
     /// v2: the base images each host's agent reported (a JSON array; NULL before the first report).
     static let v2 = """
         ALTER TABLE hosts ADD COLUMN images TEXT CHECK (images IS NULL OR json_valid(images));
+        """
+
+    /// v4: VM tags (a JSON object, e.g. `{"data":"pribadi"}`) and whether a host's overcommit
+    /// ratios and reserve follow the policy set (hosts declared before keep their values).
+    static let v4 = """
+        ALTER TABLE vms ADD COLUMN tags TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(tags) AND json_type(tags) = 'object');
+        ALTER TABLE hosts ADD COLUMN overcommit_from_policy INTEGER NOT NULL DEFAULT 0 CHECK (overcommit_from_policy IN (0, 1));
+        ALTER TABLE hosts ADD COLUMN reserved_from_policy INTEGER NOT NULL DEFAULT 0 CHECK (reserved_from_policy IN (0, 1));
         """
 
     static let v1 = """
