@@ -227,6 +227,10 @@ extension LumbungClient {
     // VMs (`ref` is a VM id or, with `opd` for admins, a name)
     public func listVMs(opd: OPDID? = nil) async throws(APIClientError) -> [VM] { try await send(.GET, "/v1/vms", query: ["opd": opd?.rawValue]) }
     public func createVM(_ body: CreateVMBody) async throws(APIClientError) -> VM { try await send(.POST, "/v1/vms", body: body) }
+    /// `POST /v1/vms/place`: where a VM would go and why (dry run; nothing is allocated).
+    public func placeVM(_ body: PlaceVMBody) async throws(APIClientError) -> PlacementExplanation {
+        try await send(.POST, "/v1/vms/place", body: body)
+    }
     public func vm(_ ref: String, opd: OPDID? = nil) async throws(APIClientError) -> VM {
         try await send(.GET, "/v1/vms/\(ref)", query: ["opd": opd?.rawValue])
     }

@@ -293,10 +293,14 @@ public struct VMBody: Codable, Sendable, Hashable {
     public var image: String?
     public var requireLabels: [String: String]?
     public var forbidLabels: [String: String]?
+    /// Tags describing the VM, e.g. `data: pribadi`; placement constraints of the policy turn
+    /// them into host labels (a `data=pribadi` VM only on `certified=pdp` hosts).
+    public var tags: [String: String]?
     public init(
         name: String, vcpu: Int, memory: ByteSize, disk: ByteSize, pool: PoolName?, app: String? = nil, image: String? = nil,
-        requireLabels: [String: String]? = nil, forbidLabels: [String: String]? = nil
+        requireLabels: [String: String]? = nil, forbidLabels: [String: String]? = nil, tags: [String: String]? = nil
     ) {
+        self.tags = tags
         self.name = name
         self.vcpu = vcpu
         self.memory = memory
@@ -312,7 +316,7 @@ public struct VMBody: Codable, Sendable, Hashable {
     public func spec(defaultPool: PoolName) -> VMSpec {
         VMSpec(
             name: name, vcpu: vcpu, memory: memory, disk: disk, pool: pool ?? defaultPool, app: app, image: image,
-            requiredLabels: requireLabels ?? [:], forbiddenLabels: forbidLabels ?? [:])
+            requiredLabels: requireLabels ?? [:], forbiddenLabels: forbidLabels ?? [:], tags: tags ?? [:])
     }
 }
 
@@ -320,9 +324,60 @@ public struct VMBody: Codable, Sendable, Hashable {
 public struct CreateVMBody: Codable, Sendable, Hashable {
     public var opd: OPDID
     public var vm: VMBody
+    /// Allocate even though it breaks the N+1 headroom rule (admin; audited as `policy.override`).
+    public var force: Bool?
+    public init(opd: OPDID, vm: VMBody, force: Bool? = nil) {
+        self.opd = opd
+        self.vm = vm
+        self.force = force
+    }
+}
+
+/// `POST /v1/vms/place`: where a VM of `opd` would go, explained; nothing is allocated.
+public struct PlaceVMBody: Codable, Sendable, Hashable {
+    /// The OPD the VM would belong to (members and approvers: their own).
+    public var opd: OPDID
+    /// The VM.
+    public var vm: VMBody
+    /// Creates a body.
     public init(opd: OPDID, vm: VMBody) {
         self.opd = opd
         self.vm = vm
+    }
+}
+
+/// The answer of `POST /v1/vms/place` (dry run): which rules applied, which hosts were filtered
+/// out and why, and the chosen host with its score.
+public struct PlacementExplanation: Codable, Sendable, Hashable {
+    /// True when the VM could be allocated now (limits, constraints, quota, a host, headroom).
+    public var placeable: Bool
+    /// The strategy in force (`binpack` or `spread`).
+    public var strategy: String
+    /// The host placement would choose, if any.
+    public var host: HostID?
+    /// Its score, 0…1 (higher is better).
+    public var score: Double?
+    /// How many hosts could take it.
+    public var candidates: Int?
+    /// Every rule that applied, in the order checked, each as `rule` and `sentence`.
+    public var reasons: [PolicyReason]
+    /// The hosts filtered out, each with the first filter it failed.
+    public var excluded: [HostExclusion]
+    /// Everything above as sentences for people.
+    public var sentences: [String]
+    /// Creates an explanation.
+    public init(
+        placeable: Bool, strategy: String, host: HostID? = nil, score: Double? = nil, candidates: Int? = nil, reasons: [PolicyReason],
+        excluded: [HostExclusion], sentences: [String] = []
+    ) {
+        self.placeable = placeable
+        self.strategy = strategy
+        self.host = host
+        self.score = score
+        self.candidates = candidates
+        self.reasons = reasons
+        self.excluded = excluded
+        self.sentences = sentences
     }
 }
 
@@ -344,9 +399,13 @@ public struct VolumeBody: Codable, Sendable, Hashable {
 public struct CreateVolumeBody: Codable, Sendable, Hashable {
     public var opd: OPDID
     public var volume: VolumeBody
-    public init(opd: OPDID, volume: VolumeBody) {
+    /// Allocate even though it breaks the N+1 headroom rule (admin; audited). Volumes add no
+    /// vCPU or memory, so the rule never refuses them today; accepted for symmetry with VMs.
+    public var force: Bool?
+    public init(opd: OPDID, volume: VolumeBody, force: Bool? = nil) {
         self.opd = opd
         self.volume = volume
+        self.force = force
     }
 }
 
@@ -627,7 +686,12 @@ public struct DesiredState: Codable, Sendable, Hashable {
     public var version: Int64
     public var vms: [DesiredVM]
     public var volumes: [DesiredVolume]
-    public init(host: HostID, version: Int64, vms: [DesiredVM], volumes: [DesiredVolume]) {
+    /// How long a deleted volume's data is kept before it is purged, in seconds
+    /// (`retention.yaml`: `volume_retention_days`); absent from older controllers, when the
+    /// agent uses its own setting.
+    public var volumeRetentionSeconds: Int64?
+    public init(host: HostID, version: Int64, vms: [DesiredVM], volumes: [DesiredVolume], volumeRetentionSeconds: Int64? = nil) {
+        self.volumeRetentionSeconds = volumeRetentionSeconds
         self.host = host
         self.version = version
         self.vms = vms

@@ -39,6 +39,7 @@ public struct LedgerState: Sendable {
 
 /// Settings of the ledger.
 public struct LedgerSettings: Sendable {
+    /// Placement strategy while the built-in policy set runs; a loaded set's `placement.strategy` wins.
     public var strategy: PlacementStrategy = .binpack
     /// How long an undecided request lives; nil (the default): the policy set's
     /// `request_expiry_days`. Set, it overrides the policy (`lumbungd --request-ttl-days`, tests).
@@ -330,9 +331,11 @@ extension Ledger {
         try await perform { state, now, out in
             let changes = try state.classChanges(to: set)
             let before = state.policy.hash
+            let retentionChanged = state.policy.retention.volumeRetentionDays != set.retention.volumeRetentionDays
             state.policy = set
             state.policyLoadedAt = now
             out.record(caller, "policy.install", "policy", before: before, after: set.hash, at: now)
+<<<<<<< HEAD
             for (opd, quota) in changes {
                 var changed = opd
                 changed.quota = quota
@@ -340,6 +343,12 @@ extension Ledger {
                 out.changes.append(.quotaChanged(opd.id, quota))
                 out.record(caller, "opd.set-quota.class", "opd:\(opd.id)", before: opd, after: changed, at: now)
             }
+=======
+            // Hosts declared without their own overcommit or reserve follow the new set.
+            state.rederiveHosts(caller: caller, now: now, out: &out)
+            // Agents receive the volume retention in their desired state: wake them when it changes.
+            if retentionChanged { for id in state.dc.hosts.keys.sorted() { state.bumpDesired(id, &out) } }
+>>>>>>> placement
         }
     }
 }

@@ -99,9 +99,13 @@ extension Ledger {
                     throw APIError.badRequest("unknown_pool", "reserved storage names pool \(pool), which host \(body.id) does not have")
                 }
             }
-            let host = Host(
+            var host = Host(
                 id: body.id, declared: body.capacity, reserved: body.reserved ?? HostCapacity(), overcommit: body.overcommit ?? .default,
                 labels: body.labels ?? [:], connectivity: .enrolled, createdAt: now)
+            // Values not given follow the policy set (and are re-derived when a new set is installed).
+            host.overcommitFromPolicy = body.overcommit == nil
+            host.reservedFromPolicy = body.reserved == nil
+            host = state.derivedFromPolicy(host)
             state.dc.upsertHost(host)
             out.changes.append(.hostDeclared(host))
             out.touchedHosts.insert(host.id)
@@ -143,18 +147,35 @@ extension Ledger {
 
     // MARK: VMs and volumes
 
-    /// Allocates a VM to an OPD at once (admin), or as the fulfilment of a request.
-    public func allocateVM(opd: OPDID, spec: VMSpec, by caller: Caller) async throws -> VM {
+    /// Allocates a VM to an OPD at once (admin), or as the fulfilment of a request. `force`
+    /// (admin) allocates past the N+1 headroom rule, audited as `policy.override`.
+    public func allocateVM(opd: OPDID, spec: VMSpec, force: Bool = false, by caller: Caller) async throws -> VM {
         try await perform { state, now, out in
-            try state.allocateVM(opd: opd, spec: spec, caller: caller, now: now, request: nil, out: &out, strategy: self.settings.strategy)
+            try state.allocateVM(
+                opd: opd, spec: spec, caller: caller, now: now, request: nil, out: &out, strategy: self.settings.strategy, force: force)
         }
     }
 
     /// Allocates a volume to an OPD at once (admin).
-    public func allocateVolume(opd: OPDID, spec: VolumeSpec, by caller: Caller) async throws -> Volume {
+    public func allocateVolume(opd: OPDID, spec: VolumeSpec, force: Bool = false, by caller: Caller) async throws -> Volume {
         try await perform { state, now, out in
-            try state.allocateVolume(opd: opd, spec: spec, caller: caller, now: now, request: nil, out: &out, strategy: self.settings.strategy)
+            try state.allocateVolume(
+                opd: opd, spec: spec, caller: caller, now: now, request: nil, out: &out, strategy: self.settings.strategy, force: force)
         }
+    }
+
+    /// Where a VM of `opd` would go and why, under the policy in force; changes nothing.
+    public func explainPlacement(opd: OPDID, spec: VMSpec) async throws -> PlacementExplanation {
+        let fallback = settings.strategy
+        return try await read { state -> Result<PlacementExplanation, APIError> in
+            do {
+                _ = try state.opd(opd)
+                try state.validatePayload(.vm(spec), opd: opd)
+                return .success(state.explainVM(spec, opd: opd, fallback: fallback))
+            } catch {
+                return .failure(APIError(error))
+            }
+        }.get()
     }
 
     /// Sets whether a VM should run.
@@ -201,6 +222,15 @@ extension Ledger {
     public func resizeVM(_ id: VMID, vcpu: Int?, memory: ByteSize?, disk: ByteSize?, by caller: Caller) async throws -> VM {
         try await perform { state, now, out in
             guard var vm = state.dc.vms[id], vm.state != .deleted else { throw APIError.notFound("VM \(id)") }
+            // Size limits only: a VM created before a name pattern or image list keeps growing.
+            var asked = vm.spec
+            asked.vcpu = vcpu ?? asked.vcpu
+            asked.memory = memory ?? asked.memory
+            asked.disk = disk ?? asked.disk
+            if let refusal = state.policy.limits.check(vm: asked, opdClass: nil) {
+                let size = refusal.reasons.filter { $0.rule.hasPrefix("limits:vm.max_") }
+                if !size.isEmpty { throw APIError(PolicyRefusal(code: refusal.code, reasons: size)) }
+            }
             let spec: VMSpec
             switch state.dc.decideVMResize(id: id, vcpu: vcpu, memory: memory, disk: disk) {
             case .success(let s): spec = s
@@ -221,6 +251,7 @@ extension Ledger {
     public func resizeVolume(_ id: VolumeID, size: ByteSize, by caller: Caller) async throws -> Volume {
         try await perform { state, now, out in
             guard var volume = state.dc.volumes[id], volume.state != .deleted else { throw APIError.notFound("volume \(id)") }
+            if let refusal = state.policy.limits.check(volumeResize: size) { throw APIError(refusal) }
             if case .failure(let refusal) = state.dc.decideVolumeResize(id: id, newSize: size) { throw APIError(refusal) }
             let before = volume
             volume.spec.size = size
@@ -398,15 +429,27 @@ func iso(_ date: Date) -> String {
 // MARK: - Shared decision helpers on the state
 
 extension LedgerState {
+    /// Allocates a VM under the policy in force (the one path of direct allocation and approval):
+    /// limits, placement constraints for its tags, quota and placement (the policy's strategy;
+    /// `strategy` only under the built-in set), then the N+1 headroom rule, which `force` (admin)
+    /// overrides with an audited `policy.override` entry.
     mutating func allocateVM(
-        opd: OPDID, spec: VMSpec, caller: Caller, now: Date, request: RequestID?, out: inout OpOutput, strategy: PlacementStrategy
+        opd: OPDID, spec: VMSpec, caller: Caller, now: Date, request: RequestID?, out: inout OpOutput, strategy: PlacementStrategy,
+        force: Bool = false
     ) throws -> VM {
         _ = try self.opd(opd)
+        let (placed, reasons) = try policySpec(spec, opd: opd)
         let decision: PlacementDecision
-        switch dc.decideVM(spec, opd: opd, strategy: strategy) {
+        switch dc.decideVM(placed, opd: opd, strategy: self.strategy(fallback: strategy)) {
         case .success(let d): decision = d
-        case .failure(let refusal): throw APIError(refusal)
+        case .failure(let refusal):
+            var error = APIError(refusal)
+            if case .placement = refusal, !reasons.isEmpty {
+                error.detail.message = "placement constraints apply (" + reasons.map(\.description).joined(separator: "; ") + "); " + error.detail.message
+            }
+            throw error
         }
+        let override = try enforceHeadroom(adding: spec.resources, on: decision.host, subject: "VM", force: force, caller: caller)
         var id = VMID(rawValue: newID("vm"))
         while dc.vms[id] != nil { id = VMID(rawValue: newID("vm")) }
         let vm = VM(id: id, opd: opd, spec: spec, host: decision.host, state: .scheduled, desiredPower: .running, createdAt: now)
@@ -414,18 +457,24 @@ extension LedgerState {
         out.changes.append(.vmAllocated(vm))
         bumpDesired(decision.host, &out)
         out.record(caller, "vm.allocate", "vm:\(id)", before: Optional<VM>.none, after: vm, at: now, request: request)
+        if let override { recordOverride(override, target: "vm:\(id)", caller: caller, now: now, request: request, out: &out) }
         return vm
     }
 
+    /// Allocates a volume under the policy in force (direct allocation and approval): limits,
+    /// quota and placement, then the N+1 rule (see ``enforceHeadroom``).
     mutating func allocateVolume(
-        opd: OPDID, spec: VolumeSpec, caller: Caller, now: Date, request: RequestID?, out: inout OpOutput, strategy: PlacementStrategy
+        opd: OPDID, spec: VolumeSpec, caller: Caller, now: Date, request: RequestID?, out: inout OpOutput, strategy: PlacementStrategy,
+        force: Bool = false
     ) throws -> Volume {
         _ = try self.opd(opd)
+        if let refusal = policy.limits.check(volume: spec, opdClass: nil) { throw APIError(refusal) }
         let decision: PlacementDecision
-        switch dc.decideVolume(spec, opd: opd, strategy: strategy) {
+        switch dc.decideVolume(spec, opd: opd, strategy: self.strategy(fallback: strategy)) {
         case .success(let d): decision = d
         case .failure(let refusal): throw APIError(refusal)
         }
+        let override = try enforceHeadroom(adding: spec.resources, on: decision.host, subject: "volume", force: force, caller: caller)
         var id = VolumeID(rawValue: newID("vol"))
         while dc.volumes[id] != nil { id = VolumeID(rawValue: newID("vol")) }
         let volume = Volume(id: id, opd: opd, spec: spec, host: decision.host, state: .scheduled, createdAt: now)
@@ -433,6 +482,7 @@ extension LedgerState {
         out.changes.append(.volumeAllocated(volume))
         bumpDesired(decision.host, &out)
         out.record(caller, "volume.allocate", "volume:\(id)", before: Optional<Volume>.none, after: volume, at: now, request: request)
+        if let override { recordOverride(override, target: "volume:\(id)", caller: caller, now: now, request: request, out: &out) }
         return volume
     }
 
@@ -449,6 +499,7 @@ extension LedgerState {
                 if let image = spec.image { _ = try Name.validate(image, what: "image") }
                 try validateLabels(spec.requiredLabels)
                 try validateLabels(spec.forbiddenLabels)
+                try validateLabels(spec.tags)
                 try checkPool(spec.pool)
                 if dc.vm(named: spec.name, in: opd) != nil {
                     throw APIError.conflict("conflict", "OPD \(opd) already has a VM named \(spec.name)")

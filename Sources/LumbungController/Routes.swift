@@ -220,7 +220,14 @@ struct Routes {
             try auth.requireAdmin()
             let body = try await decodeBody(CreateVMBody.self, request, context)
             let spec = body.vm.spec(defaultPool: try await defaultPool(body.vm.pool))
-            return try json(try await ledger.allocateVM(opd: body.opd, spec: spec, by: auth.caller), status: .created)
+            return try json(try await ledger.allocateVM(opd: body.opd, spec: spec, force: body.force ?? false, by: auth.caller), status: .created)
+        }
+        router.post("/v1/vms/place") { request, context in
+            let auth = try context.auth()
+            let body = try await decodeBody(PlaceVMBody.self, request, context)
+            let opd = try auth.requiredScope(body.opd, what: "the placement dry run")
+            let spec = body.vm.spec(defaultPool: try await defaultPool(body.vm.pool))
+            return try json(try await ledger.explainPlacement(opd: opd, spec: spec))
         }
         router.get("/v1/vms/:ref") { request, context in
             let auth = try context.auth()
@@ -311,7 +318,8 @@ struct Routes {
             let auth = try context.auth()
             try auth.requireAdmin()
             let body = try await decodeBody(CreateVolumeBody.self, request, context)
-            return try json(try await ledger.allocateVolume(opd: body.opd, spec: body.volume.spec, by: auth.caller), status: .created)
+            return try json(
+                try await ledger.allocateVolume(opd: body.opd, spec: body.volume.spec, force: body.force ?? false, by: auth.caller), status: .created)
         }
         router.get("/v1/volumes/:ref") { request, context in
             let auth = try context.auth()

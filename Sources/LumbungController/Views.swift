@@ -88,6 +88,7 @@ extension LedgerState {
             .filter { $0.host == host && ($0.state == .scheduled || $0.state == .ready) }
             .sorted { $0.id < $1.id }
             .map { DesiredVolume(id: $0.id, opd: $0.opd, name: $0.spec.name, size: $0.spec.size, pool: $0.spec.pool) }
-        return DesiredState(host: host, version: version, vms: vms, volumes: volumes)
+        return DesiredState(
+            host: host, version: version, vms: vms, volumes: volumes, volumeRetentionSeconds: Int64(policy.retention.volumeRetentionDays) * 86_400)
     }
 }

@@ -132,6 +132,13 @@ public struct Host: Hashable, Codable, Sendable {
     public var reserved: HostCapacity
     public var overcommit: Overcommit
     public var labels: [String: String]
+    /// True when ``overcommit`` was not given at `lumbung host add` and follows the policy set
+    /// (`overcommit` and `overcommit_by_label` of `placement.yaml`); re-derived whenever a new set
+    /// is installed.
+    public var overcommitFromPolicy: Bool = false
+    /// True when ``reserved`` was not given at `lumbung host add` and follows the policy set's
+    /// `host_reserve`; re-derived whenever a new set is installed.
+    public var reservedFromPolicy: Bool = false
     public var connectivity: HostConnectivity
     public var cordoned: Bool
     public var lastReportAt: Date?
@@ -218,11 +225,15 @@ public struct VMSpec: Hashable, Codable, Sendable {
     public var requiredLabels: [String: String]
     /// Host labels the VM must avoid (any one present excludes the host).
     public var forbiddenLabels: [String: String]
+    /// Tags describing the VM (e.g. `data=pribadi`: it holds personal data under UU PDP); the
+    /// policy's placement constraints turn them into host labels required or forbidden.
+    public var tags: [String: String]
 
     public init(
         name: String, vcpu: Int, memory: ByteSize, disk: ByteSize, pool: PoolName, app: String? = nil, image: String? = nil,
-        requiredLabels: [String: String] = [:], forbiddenLabels: [String: String] = [:]
+        requiredLabels: [String: String] = [:], forbiddenLabels: [String: String] = [:], tags: [String: String] = [:]
     ) {
+        self.tags = tags
         self.name = name
         self.vcpu = vcpu
         self.memory = memory
@@ -237,6 +248,40 @@ public struct VMSpec: Hashable, Codable, Sendable {
     /// What the VM costs against quota and host capacity.
     public var resources: ResourceVector {
         ResourceVector(vcpu: vcpu, memory: memory, storage: [pool: disk], vms: 1)
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case name, vcpu, memory, disk, pool, app, image, requiredLabels, forbiddenLabels, tags
+    }
+
+    /// Decodes a spec; `tags` may be missing (specs stored before tags existed).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        vcpu = try c.decode(Int.self, forKey: .vcpu)
+        memory = try c.decode(ByteSize.self, forKey: .memory)
+        disk = try c.decode(ByteSize.self, forKey: .disk)
+        pool = try c.decode(PoolName.self, forKey: .pool)
+        app = try c.decodeIfPresent(String.self, forKey: .app)
+        image = try c.decodeIfPresent(String.self, forKey: .image)
+        requiredLabels = try c.decode([String: String].self, forKey: .requiredLabels)
+        forbiddenLabels = try c.decode([String: String].self, forKey: .forbiddenLabels)
+        tags = try c.decodeIfPresent([String: String].self, forKey: .tags) ?? [:]
+    }
+
+    /// Encodes a spec; `tags` only when there are some, so untagged specs read as before.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(vcpu, forKey: .vcpu)
+        try c.encode(memory, forKey: .memory)
+        try c.encode(disk, forKey: .disk)
+        try c.encode(pool, forKey: .pool)
+        try c.encodeIfPresent(app, forKey: .app)
+        try c.encodeIfPresent(image, forKey: .image)
+        try c.encode(requiredLabels, forKey: .requiredLabels)
+        try c.encode(forbiddenLabels, forKey: .forbiddenLabels)
+        if !tags.isEmpty { try c.encode(tags, forKey: .tags) }
     }
 }
 

@@ -81,6 +81,7 @@ extension VMSpec {
         if let image { _ = try ImageName.validate(image) }
         try HostLabel.validate(requiredLabels, what: "required label")
         try HostLabel.validate(forbiddenLabels, what: "forbidden label")
+        try HostLabel.validate(tags, what: "tag")
     }
 }
 

@@ -95,8 +95,12 @@ struct HostRow: StoreRow {
     var desiredVersion: Int64
     var createdAt: Int64
     var images: String?
+    var overcommitFromPolicy: Bool
+    var reservedFromPolicy: Bool
 
     init(_ host: LumbungCore.Host) throws {
+        overcommitFromPolicy = host.overcommitFromPolicy
+        reservedFromPolicy = host.reservedFromPolicy
         id = host.id.rawValue
         declaredCpus = Int64(host.declared.cpus)
         declaredMemory = host.declared.memory.bytes
@@ -124,7 +128,7 @@ struct HostRow: StoreRow {
             } else {
                 nil
             }
-        return LumbungCore.Host(
+        var host = LumbungCore.Host(
             id: HostID(rawValue: id),
             declared: HostCapacity(cpus: Int(declaredCpus), memory: ByteSize(bytes: declaredMemory), pools: pools["declared"] ?? [:]),
             reported: reported,
@@ -138,6 +142,9 @@ struct HostRow: StoreRow {
             desiredVersion: desiredVersion,
             createdAt: Millis.date(createdAt),
             images: try images.map { Set(try JSONColumn.decode([String].self, from: $0, what: "images of host \(id)")) })
+        host.overcommitFromPolicy = overcommitFromPolicy
+        host.reservedFromPolicy = reservedFromPolicy
+        return host
     }
 }
 
@@ -189,8 +196,10 @@ struct VMRow: StoreRow {
     var desiredPower: String
     var createdAt: Int64
     var observed: String?
+    var tags: String
 
     init(_ vm: VM) throws {
+        tags = try JSONColumn.encode(vm.spec.tags)
         id = vm.id.rawValue
         opd = vm.opd.rawValue
         name = vm.spec.name
@@ -214,7 +223,8 @@ struct VMRow: StoreRow {
             name: name, vcpu: Int(vcpu), memory: ByteSize(bytes: memory), disk: ByteSize(bytes: disk),
             pool: PoolName(rawValue: pool), app: app, image: image,
             requiredLabels: try JSONColumn.decode([String: String].self, from: requiredLabels, what: "required labels of VM \(id)"),
-            forbiddenLabels: try JSONColumn.decode([String: String].self, from: forbiddenLabels, what: "forbidden labels of VM \(id)"))
+            forbiddenLabels: try JSONColumn.decode([String: String].self, from: forbiddenLabels, what: "forbidden labels of VM \(id)"),
+            tags: try JSONColumn.decode([String: String].self, from: tags, what: "tags of VM \(id)"))
         return VM(
             id: VMID(rawValue: id), opd: OPDID(rawValue: opd), spec: spec, host: host.map(HostID.init(rawValue:)),
             state: try decodeEnum(VMState.self, state, what: "state of VM \(id)"),

@@ -8,13 +8,13 @@ struct VMCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vm",
         abstract: "Create (admin) or request VMs; list, show, start, stop and delete them.",
-        subcommands: [Create.self, Request.self, List.self, Show.self, Start.self, Stop.self, Resize.self, Delete.self])
+        subcommands: [Create.self, Request.self, Place.self, List.self, Show.self, Start.self, Stop.self, Resize.self, Delete.self])
 }
 
 /// What a VM asks for, as given on the command line.
 struct VMSpecOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("The VM's name, unique in its OPD, e.g. simpus-db.", valueName: "name"))
-    var name: String
+    @Option(help: ArgumentHelp("The VM's name, unique in its OPD, e.g. simpus-db (required except for vm place).", valueName: "name"))
+    var name: String?
 
     @Option(parsing: .unconditional, help: ArgumentHelp("vCPUs, e.g. 4.", valueName: "count"))
     var vcpu: String
@@ -44,11 +44,21 @@ struct VMSpecOptions: ParsableArguments {
         help: ArgumentHelp("Never place on hosts with this label (repeatable).", valueName: "key=value"))
     var forbidLabels: [String] = []
 
-    func body() throws -> VMBody {
+    @Option(
+        name: .customLong("tag"),
+        help: ArgumentHelp(
+            "A tag describing the VM (repeatable), e.g. data=pribadi: the policy's placement constraints may then require host labels.",
+            valueName: "key=value"))
+    var tags: [String] = []
+
+    /// The body; `defaultName` stands in when `--name` is not given (dry runs), else it is required.
+    func body(defaultName: String? = nil) throws -> VMBody {
         let require = try Input.labels(requireLabels, option: "--require-label", what: "required label")
         let forbid = try Input.labels(forbidLabels, option: "--forbid-label", what: "forbidden label")
+        let tagged = try Input.labels(tags, option: "--tag", what: "tag")
+        guard let given = name ?? defaultName else { throw ValidationError("--name is required, e.g. --name simpus-db") }
         return VMBody(
-            name: try Input.name(name, what: "VM name"),
+            name: try Input.name(given, what: "VM name"),
             vcpu: try Input.vcpu(vcpu),
             memory: try Input.size(memory, what: "memory"),
             disk: try Input.size(disk, what: "disk"),
@@ -56,7 +66,8 @@ struct VMSpecOptions: ParsableArguments {
             app: try app.map { try Input.name($0, what: "app name") },
             image: try image.map { try Input.image($0) },
             requireLabels: require.isEmpty ? nil : require,
-            forbidLabels: forbid.isEmpty ? nil : forbid)
+            forbidLabels: forbid.isEmpty ? nil : forbid,
+            tags: tagged.isEmpty ? nil : tagged)
     }
 }
 
@@ -94,12 +105,16 @@ extension VMCommand {
         var opd: String
 
         @OptionGroup var spec: VMSpecOptions
+
+        @Flag(help: "Allocate even if it breaks the N+1 headroom rule (admin; audited as an override).")
+        var force = false
+
         @OptionGroup var global: GlobalOptions
 
         func validate() throws { _ = try body() }
 
         func body() throws -> CreateVMBody {
-            CreateVMBody(opd: OPDID(rawValue: try Input.name(opd, what: "OPD name")), vm: try spec.body())
+            CreateVMBody(opd: OPDID(rawValue: try Input.name(opd, what: "OPD name")), vm: try spec.body(), force: force ? true : nil)
         }
 
         func run() async throws {
@@ -107,6 +122,45 @@ extension VMCommand {
             let vm = try await global.withClient { try await $0.client.createVM(body) }
             if global.json { return try Output.json(vm) }
             print("VM \(vm.spec.name) (\(vm.id)) allocated to \(vm.opd) on \(vm.host?.rawValue ?? "no host yet"); state \(vm.state.rawValue).")
+        }
+    }
+
+    struct Place: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show where a VM would go and why, without allocating anything (dry run).",
+            discussion: """
+                Says which rules applied (limits, placement constraints, overcommit of the chosen host, \
+                N+1 headroom), which hosts were filtered out and why, and the chosen host with its score.
+                Example: lumbung vm place --dry-run --opd dinkes --vcpu 4 --memory 8GiB --disk 100GiB --tag data=pribadi
+                """)
+
+        @Flag(help: "Required: nothing is allocated (the only mode of vm place).")
+        var dryRun = false
+
+        @OptionGroup var scope: OPDScopeOptions
+        @OptionGroup var spec: VMSpecOptions
+        @OptionGroup var global: GlobalOptions
+
+        func validate() throws {
+            guard dryRun else { throw ValidationError("vm place only explains; add --dry-run (use vm create or vm request to allocate)") }
+            _ = try body()
+        }
+
+        func body() throws -> PlaceVMBody {
+            guard let opd = try scope.id() else { throw ValidationError("--opd is required, e.g. --opd dinkes") }
+            return PlaceVMBody(opd: opd, vm: try spec.body(defaultName: "dry-run"))
+        }
+
+        func run() async throws {
+            let body = try body()
+            let answer = try await global.withClient { try await $0.client.placeVM(body) }
+            if global.json { return try Output.json(answer) }
+            for sentence in answer.sentences { print("- \(sentence)") }
+            if let host = answer.host, answer.placeable {
+                print("Would place on \(host) (score \(String(format: "%.3f", answer.score ?? 0)), \(answer.strategy)).")
+            } else {
+                print("Would be refused now.")
+            }
         }
     }
 

@@ -52,12 +52,16 @@ extension VolumeCommand {
         var opd: String
 
         @OptionGroup var spec: VolumeSpecOptions
+
+        @Flag(help: "Allocate even if it breaks the N+1 headroom rule (admin; audited as an override).")
+        var force = false
+
         @OptionGroup var global: GlobalOptions
 
         func validate() throws { _ = try body() }
 
         func body() throws -> CreateVolumeBody {
-            CreateVolumeBody(opd: OPDID(rawValue: try Input.name(opd, what: "OPD name")), volume: try spec.body())
+            CreateVolumeBody(opd: OPDID(rawValue: try Input.name(opd, what: "OPD name")), volume: try spec.body(), force: force ? true : nil)
         }
 
         func run() async throws {

@@ -115,6 +115,7 @@ struct AuthorizationTests {
         ("GET /v1/vms", { c, _ in _ = try await c.listVMs() }, persons(.allowed)),
         ("GET /v1/vms?opd=dinkes", { c, _ in _ = try await c.listVMs(opd: "dinkes") }, ownOPD()),
         ("POST /v1/vms", { c, _ in _ = try await c.createVM(CreateVMBody(opd: "dinkes", vm: VMBody(name: "v\(UInt16.random(in: 0...9999))", vcpu: 1, memory: .gib(1), disk: .gib(1), pool: "ssd"))) }, adminOnly()),
+        ("POST /v1/vms/place", { c, _ in _ = try await c.placeVM(PlaceVMBody(opd: "dinkes", vm: VMBody(name: "dry", vcpu: 1, memory: .gib(1), disk: .gib(1), pool: "ssd"))) }, ownOPD()),
         ("GET /v1/vms/{id}", { c, f in _ = try await c.vm(f.vmA.rawValue) }, ownOPD()),
         ("GET /v1/vms/simpus", { c, _ in _ = try await c.vm("simpus") }, ownOPD()),
         ("POST /v1/vms/{id}/stop", { c, f in _ = try await c.stopVM(f.vmA.rawValue) }, ownOPD()),

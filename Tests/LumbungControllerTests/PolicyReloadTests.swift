@@ -83,6 +83,8 @@ struct PolicyReloadTests {
         _ = try await admin.client.createOPD(
             CreateOPDBody(id: "dinkes", displayName: "Dinas Kesehatan", quota: ResourceVector(vcpu: 400, memory: .gib(400), storage: ["ssd": .tib(10)], vms: 400)))
         _ = try await admin.client.addHost(AddHostBody(id: "node-01", capacity: HostCapacity(cpus: 200, memory: .gib(800), pools: ["ssd": .tib(20), "hdd": .tib(40)])))
+        // A second host, so that the shipped N+1 headroom rule can be kept.
+        _ = try await admin.client.addHost(AddHostBody(id: "node-02", capacity: HostCapacity(cpus: 200, memory: .gib(800), pools: ["ssd": .tib(20), "hdd": .tib(40)])))
         let first = try await admin.client.policy().hash
         var hashes = [first]
         try await withThrowingTaskGroup(of: Void.self) { group in

@@ -234,7 +234,9 @@ public final class Agent: Sendable {
         let started = ContinuousClock.now
         do {
             let snapshot = try await driver.snapshot()
-            let planner = ReconcilePlanner(retention: settings.retention)
+            // The controller's policy (`retention.yaml`) wins over the local setting when it sends one.
+            let retention = desired.volumeRetentionSeconds.map { Duration.seconds($0) } ?? settings.retention
+            let planner = ReconcilePlanner(retention: retention)
             let plan = planner.plan(desired: desired.intent, actual: snapshot.observation, now: Date())
             var errors: [ReconcileSubject: ReconcileError] = [:]
             for e in plan.errors { errors[e.subject] = e }
