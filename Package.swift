@@ -158,6 +158,8 @@ let package = Package(
             name: "lumbung-bench",
             dependencies: [
                 "LumbungController", "LumbungCore", "LumbungStore", "LumbungPKI", "LumbungAPI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -147,10 +147,10 @@ enum MetricsServer {
         router.get("/metrics") { _, _ -> Response in
             var buffer: [UInt8] = []
             registry.emit(into: &buffer)
-            let text = MetricHelp.annotate(String(decoding: buffer, as: UTF8.self))
+            let text = MetricHelp.annotate(utf8: buffer)
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: text)))
         }
         return Application(router: router, configuration: .init(address: .hostname(host.isEmpty ? "0.0.0.0" : host, port: port), serverName: "lumbung-agent"), logger: logger)
     }

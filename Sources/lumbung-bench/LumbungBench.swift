@@ -4,13 +4,24 @@ import Logging
 import LumbungCore
 import Metrics
 
-/// `lumbung-bench`: how fast Lumbung decides placements in process, and how many durable
-/// allocations per second its real HTTPS API takes from concurrent mutual-TLS clients, as the
-/// host count grows. A benchmark, not a test: it never runs in CI.
+/// `lumbung-bench`: benchmarks, not tests (they never run in CI). `speed` (the default): how
+/// fast Lumbung decides placements in process, and how many durable allocations per second its
+/// real HTTPS API takes from concurrent mutual-TLS clients, as the host count grows.
+/// `footprint`: the host agent's memory and CPU next to prometheus-node-exporter's.
 @main
 struct LumbungBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lumbung-bench",
+        abstract: "Lumbung's benchmarks: controller speed (default) and the host agent's footprint.",
+        subcommands: [Speed.self, Footprint.self],
+        defaultSubcommand: Speed.self)
+}
+
+/// `lumbung-bench [speed]`: placement decisions per second in process and durable allocations
+/// per second through the HTTPS API.
+struct Speed: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "speed",
         abstract: "Measure placement decisions per second in process and durable allocations per second through the HTTPS API.",
         discussion: """
             For each host count: (a) builds a data center in memory (hosts of 48–96 CPUs, 256–512 GiB, \

@@ -95,7 +95,7 @@ struct Report: Codable, Sendable {
         return "goal (\(what) ≥ \(format(rate: goal)) \(unit) at 1,000 hosts): \(met), measured \(format(rate: measured)) \(unit)\n"
     }
 
-    private static func grid(_ header: [String], _ rows: [[String]]) -> String {
+    static func grid(_ header: [String], _ rows: [[String]]) -> String {
         let all = [header] + rows
         let widths = header.indices.map { i in all.map { $0[i].count }.max() ?? 0 }
         var out = ""
