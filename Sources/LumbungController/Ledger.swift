@@ -335,7 +335,6 @@ extension Ledger {
             state.policy = set
             state.policyLoadedAt = now
             out.record(caller, "policy.install", "policy", before: before, after: set.hash, at: now)
-<<<<<<< HEAD
             for (opd, quota) in changes {
                 var changed = opd
                 changed.quota = quota
@@ -343,12 +342,10 @@ extension Ledger {
                 out.changes.append(.quotaChanged(opd.id, quota))
                 out.record(caller, "opd.set-quota.class", "opd:\(opd.id)", before: opd, after: changed, at: now)
             }
-=======
             // Hosts declared without their own overcommit or reserve follow the new set.
             state.rederiveHosts(caller: caller, now: now, out: &out)
             // Agents receive the volume retention in their desired state: wake them when it changes.
             if retentionChanged { for id in state.dc.hosts.keys.sorted() { state.bumpDesired(id, &out) } }
->>>>>>> placement
         }
     }
 }

@@ -24,13 +24,11 @@ enum Schema {
         migrator.registerMigration("v2") { db in
             try db.execute(sql: v2)
         }
-<<<<<<< HEAD
         migrator.registerMigration("v3") { db in
             try db.execute(sql: v3)
-=======
+        }
         migrator.registerMigration("v4") { db in
             try db.execute(sql: v4)
->>>>>>> placement
         }
         return migrator
     }
@@ -40,7 +38,6 @@ enum Schema {
         ALTER TABLE hosts ADD COLUMN images TEXT CHECK (images IS NULL OR json_valid(images));
         """
 
-<<<<<<< HEAD
     /// v3: approval rules and quota classes. An OPD's quota class (NULL: a quota of its own); a
     /// request's deciding rule, letter number (*nomor surat*), the levels that must approve (a JSON
     /// array of `approver`/`admin`; NULL for requests filed before v3) and the approvals given so far
@@ -51,14 +48,14 @@ enum Schema {
         ALTER TABLE requests ADD COLUMN letter TEXT CHECK (letter IS NULL OR (letter <> '' AND length(letter) <= 100));
         ALTER TABLE requests ADD COLUMN levels TEXT CHECK (levels IS NULL OR (json_valid(levels) AND json_type(levels) = 'array'));
         ALTER TABLE requests ADD COLUMN approvals TEXT CHECK (approvals IS NULL OR (json_valid(approvals) AND json_type(approvals) = 'array'));
-=======
+        """
+
     /// v4: VM tags (a JSON object, e.g. `{"data":"pribadi"}`) and whether a host's overcommit
     /// ratios and reserve follow the policy set (hosts declared before keep their values).
     static let v4 = """
         ALTER TABLE vms ADD COLUMN tags TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(tags) AND json_type(tags) = 'object');
         ALTER TABLE hosts ADD COLUMN overcommit_from_policy INTEGER NOT NULL DEFAULT 0 CHECK (overcommit_from_policy IN (0, 1));
         ALTER TABLE hosts ADD COLUMN reserved_from_policy INTEGER NOT NULL DEFAULT 0 CHECK (reserved_from_policy IN (0, 1));
->>>>>>> placement
         """
 
     static let v1 = """
