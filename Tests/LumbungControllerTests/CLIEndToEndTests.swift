@@ -49,6 +49,15 @@ struct CLIEndToEndTests {
 
         r = try await admin.run("opd", "create", "dinkes", "--name", "Dinas Kesehatan", "--vcpu", "32", "--memory", "64GiB", "--storage", "ssd=2TiB", "--storage", "hdd=4TiB", "--vms", "20")
         #expect(r.code == 0, "\(r.err)")
+        // Quota classes: create with a class, an unknown class lists the known ones, move to another class.
+        r = try await admin.run("opd", "create", "bappeda", "--name", "Bappeda", "--class", "sedang")
+        #expect(r.code == 0 && r.out.contains("quota class sedang"), "\(r.out)\(r.err)")
+        r = try await admin.run("opd", "create", "dishub", "--name", "Dishub", "--class", "raksasa")
+        #expect(r.code == 1 && r.err.contains("besar, kecil, sedang"), "\(r.err)")
+        r = try await admin.run("opd", "set-quota", "bappeda", "--class", "besar")
+        #expect(r.code == 0, "\(r.err)")
+        r = try await admin.run("opd", "show", "bappeda")
+        #expect(r.out.contains("besar") && r.out.contains("128"), "\(r.out)")
         r = try await admin.run("host", "add", "node-01", "--cpus", "64", "--memory", "256GiB", "--pool", "ssd=4TiB", "--pool", "hdd=20TiB", "--labels", "rack=a")
         #expect(r.code == 0, "\(r.err)")
         #expect(token(in: r.out) != nil, "host add prints a join token")
