@@ -77,7 +77,7 @@ import Testing
     @Test(arguments: ReconcileError.Code.allCases)
     func plannerErrorsAreClassifiedByCode(code: ReconcileError.Code) {
         let error = ReconcileError(.vm("vm-1"), code, "x")
-        let expected: ErrorDisposition = code == .insufficientSpace ? .retryable : .terminal
+        let expected: ErrorDisposition = code == .insufficientSpace || code == .actionFailed ? .retryable : .terminal
         #expect(ErrorDisposition.of(error) == expected)
     }
 
