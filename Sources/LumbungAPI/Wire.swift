@@ -335,12 +335,12 @@ public struct CreateVMBody: Codable, Sendable, Hashable {
 
 /// `POST /v1/vms/place`: where a VM of `opd` would go, explained; nothing is allocated.
 public struct PlaceVMBody: Codable, Sendable, Hashable {
-    /// The OPD the VM would belong to (members and approvers: their own).
-    public var opd: OPDID
+    /// The OPD the VM would belong to; admins must name one, members and approvers may omit it (their own).
+    public var opd: OPDID?
     /// The VM.
     public var vm: VMBody
     /// Creates a body.
-    public init(opd: OPDID, vm: VMBody) {
+    public init(opd: OPDID?, vm: VMBody) {
         self.opd = opd
         self.vm = vm
     }

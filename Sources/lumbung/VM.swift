@@ -147,8 +147,7 @@ extension VMCommand {
         }
 
         func body() throws -> PlaceVMBody {
-            guard let opd = try scope.id() else { throw ValidationError("--opd is required, e.g. --opd dinkes") }
-            return PlaceVMBody(opd: opd, vm: try spec.body(defaultName: "dry-run"))
+            PlaceVMBody(opd: try scope.id(), vm: try spec.body(defaultName: "dry-run"))
         }
 
         func run() async throws {

@@ -188,7 +188,8 @@ struct PlacementPolicyControllerTests {
         let member = try await ctl.user("sari", role: .member, opd: "dinkes", admin: admin)
         let before = try await admin.client.audit().count
 
-        let answer = try await member.client.placeVM(PlaceVMBody(opd: "dinkes", vm: Self.vm("dry-run", vcpu: 4, memory: .gib(8), tags: ["data": "pribadi"])))
+        // A member may omit the OPD: their own.
+        let answer = try await member.client.placeVM(PlaceVMBody(opd: nil, vm: Self.vm("dry-run", vcpu: 4, memory: .gib(8), tags: ["data": "pribadi"])))
         #expect(answer.placeable)
         #expect(answer.host == "node-pdp")
         #expect(answer.strategy == "binpack")
