@@ -227,7 +227,7 @@ extension Ledger {
             asked.vcpu = vcpu ?? asked.vcpu
             asked.memory = memory ?? asked.memory
             asked.disk = disk ?? asked.disk
-            if let refusal = state.policy.limits.check(vm: asked, opdClass: nil) {
+            if let refusal = state.policy.limits.check(vm: asked, opdClass: state.dc.opds[vm.opd]?.quotaClass) {
                 let size = refusal.reasons.filter { $0.rule.hasPrefix("limits:vm.max_") }
                 if !size.isEmpty { throw APIError(PolicyRefusal(code: refusal.code, reasons: size)) }
             }
@@ -468,7 +468,7 @@ extension LedgerState {
         force: Bool = false
     ) throws -> Volume {
         _ = try self.opd(opd)
-        if let refusal = policy.limits.check(volume: spec, opdClass: nil) { throw APIError(refusal) }
+        if let refusal = policy.limits.check(volume: spec, opdClass: dc.opds[opd]?.quotaClass) { throw APIError(refusal) }
         let decision: PlacementDecision
         switch dc.decideVolume(spec, opd: opd, strategy: self.strategy(fallback: strategy)) {
         case .success(let d): decision = d

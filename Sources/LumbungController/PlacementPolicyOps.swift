@@ -51,8 +51,9 @@ extension LedgerState {
     /// Limits and constraints for a new VM of `opd`: the spec placement should use (the VM's own
     /// label selectors merged with what the constraints demand for its tags) and why.
     func policySpec(_ spec: VMSpec, opd: OPDID) throws -> (spec: VMSpec, reasons: [PolicyReason]) {
-        if let refusal = policy.limits.check(vm: spec, opdClass: nil) { throw APIError(refusal) }
-        switch policy.placement.constrain(spec, opd: opd, opdClass: nil, tags: spec.tags) {
+        let opdClass = dc.opds[opd]?.quotaClass
+        if let refusal = policy.limits.check(vm: spec, opdClass: opdClass) { throw APIError(refusal) }
+        switch policy.placement.constrain(spec, opd: opd, opdClass: opdClass, tags: spec.tags) {
         case .success(let constrained): return constrained
         case .failure(let refusal): throw APIError(refusal)
         }
@@ -95,14 +96,15 @@ extension LedgerState {
         let strategy = strategy(fallback: fallback)
         var reasons: [PolicyReason] = []
         var placeable = true
-        if let refusal = policy.limits.check(vm: spec, opdClass: nil) {
+        let opdClass = dc.opds[opd]?.quotaClass
+        if let refusal = policy.limits.check(vm: spec, opdClass: opdClass) {
             placeable = false
             reasons += refusal.reasons
         } else {
             reasons.append(PolicyReason(rule: "limits", sentence: "the VM keeps every limit (size, image, pool, name)"))
         }
         var placed = spec
-        switch policy.placement.constrain(spec, opd: opd, opdClass: nil, tags: spec.tags) {
+        switch policy.placement.constrain(spec, opd: opd, opdClass: opdClass, tags: spec.tags) {
         case .success(let c):
             placed = c.spec
             reasons += c.reasons.isEmpty ? [PolicyReason(rule: "constraints", sentence: "no placement constraint applies")] : c.reasons

@@ -47,7 +47,7 @@ struct CommonRunOptions: ParsableArguments {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
-    @Option(help: "Placement strategy: binpack (fill hosts before using the next) or spread.")
+    @Option(help: "Placement strategy while the built-in policy set runs: binpack (fill hosts before using the next) or spread. A policy directory sets its own (placement.yaml).")
     var strategy: String = "binpack"
 
     @Option(help: "Days an undecided request lives before it expires. Default: the policy set's request_expiry_days.")
