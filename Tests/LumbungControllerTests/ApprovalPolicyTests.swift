@@ -9,10 +9,15 @@ import Testing
 /// quota classes (create, move, change on reload and a refused change) and `request explain`.
 @Suite("Approval rules and quota classes", .serialized)
 struct ApprovalPolicyTests {
-    /// The shipped policies with a refusing rule first and requests expiring after 3 days.
+    /// The shipped policies with a refusing rule first, requests expiring after 3 days, no N+1
+    /// rule and VMs up to 64 vCPU.
     static func testPolicies() throws -> String {
         let dir = try PolicyReloadTests.copyOfShipped()
         try PolicyReloadTests.edit(dir + "/approval.yaml", "request_expiry_days: 14", "request_expiry_days: 3")
+        // One host in these tests: the N+1 headroom rule (tested in PlacementPolicyControllerTests)
+        // would refuse every VM, and the class test places a VM larger than the shipped limit.
+        try PolicyReloadTests.edit(dir + "/placement.yaml", "n_plus_one: true", "n_plus_one: false")
+        try PolicyReloadTests.edit(dir + "/limits.yaml", "max_vcpu: 32 ", "max_vcpu: 64 ")
         try PolicyReloadTests.edit(
             dir + "/approval.yaml", "  rules:\n",
             """
@@ -130,7 +135,7 @@ struct ApprovalPolicyTests {
 
     @Test("quota classes: create with a class, unknown class, move to a class, a class change on reload applies or is refused with the OPDs")
     func classes() async throws {
-        let policies = try PolicyReloadTests.copyOfShipped()
+        let policies = try Self.testPolicies()
         let ctl = try await TestController.start { $0.policyDirectory = policies }
         let admin = try await ctl.adminClient()
         _ = try await admin.client.addHost(AddHostBody(id: "node-01", capacity: HostCapacity(cpus: 256, memory: .tib(2), pools: ["ssd": .tib(16), "hdd": .tib(64)])))

@@ -147,14 +147,14 @@ struct PlacementPolicyControllerTests {
         _ = try await admin.client.addHost(Self.host("node-a"))
         _ = try await admin.client.addHost(Self.host("node-b"))
         let before = try await admin.client.audit().count
-        let big = VMBody(name: "ab", vcpu: 40, memory: .gib(200), disk: .tib(3), pool: "ssd", image: "windows-11.qcow2")
+        let big = VMBody(name: "ab", vcpu: 40, memory: .gib(200), disk: .tib(3), pool: "ssd", image: "windows-11")
         let vm = try #require(await apiError { try await admin.client.createVM(CreateVMBody(opd: "dinkes", vm: big)) })
         #expect(vm.status == 409)
         #expect(vm.detail.code == "limit_exceeded")
         for sentence in [
             "limits:vm.max_vcpu: the VM asks for 40 vCPU; the largest VM allowed has 32 vCPU",
             "limits:vm.max_memory: the VM asks for 200GiB of memory; the largest VM allowed has 128GiB",
-            "limits:vm.max_disk", "limits:images: image windows-11.qcow2 is not allowed; allowed: debian-12.qcow2",
+            "limits:vm.max_disk", "limits:images: image windows-11 is not allowed; allowed: debian-12",
             "limits:name_pattern: VM name 'ab' does not match",
         ] {
             #expect(vm.detail.message.contains(sentence), "\(sentence) in \(vm.detail.message)")
