@@ -143,7 +143,7 @@ struct MemoryBreakdown: Codable, Sendable {
     init() {}
 
     init?(pid: Int32) {
-        guard let smaps = try? String(contentsOfFile: "/proc/\(pid)/smaps", encoding: .utf8) else { return nil }
+        guard let smaps = readProcFile("/proc/\(pid)/smaps") else { return nil }
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")) ?? ""
         var path = ""
         for line in smaps.split(separator: "\n") {
@@ -246,6 +246,14 @@ struct FootprintReport: Codable, Sendable {
     }
 }
 
+/// A whole /proc file: read to EOF (they report size 0, and a single sized read can stop at the
+/// first page of e.g. smaps).
+func readProcFile(_ path: String) -> String? {
+    guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+    defer { try? handle.close() }
+    return String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+}
+
 /// A process as /proc shows it.
 struct ProcStat {
     var rssKiB: Int
@@ -256,8 +264,8 @@ struct ProcStat {
     static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
 
     init?(pid: Int32) {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-            let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")")
+        guard let status = readProcFile("/proc/\(pid)/status"), let stat = readProcFile("/proc/\(pid)/stat"),
+            let close = stat.lastIndex(of: ")")
         else { return nil }
         func field(_ name: String) -> Int? {
             status.split(separator: "\n").first { $0.hasPrefix(name + ":") }.flatMap { $0.split(whereSeparator: \.isWhitespace).dropFirst().first }
