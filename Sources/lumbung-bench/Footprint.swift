@@ -54,11 +54,7 @@ struct Footprint: AsyncParsableCommand {
     @Flag(help: "Keep the temporary state directory (logs, configs).")
     var keepState = false
 
-    @Option(help: "Output: table or json (json on stdout; progress always on stderr).")
-    var output: OutputFormat = .table
-
-    @Option(help: "Also write the JSON report to this file.")
-    var jsonFile: String?
+    @OptionGroup var output: ReportOutput
 
     func validate() throws {
         guard idleSeconds >= 5, settleSeconds >= 0, scrapes >= 10 else {
@@ -98,14 +94,7 @@ struct Footprint: AsyncParsableCommand {
             throw error
         }
         if !keepState { try? FileManager.default.removeItem(atPath: directory) }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let json = try encoder.encode(report)
-        if let jsonFile { try json.write(to: URL(fileURLWithPath: jsonFile)) }
-        switch output {
-        case .table: print(report.table())
-        case .json: print(String(decoding: json, as: UTF8.self))
-        }
+        try output.emit(report, table: report.table())
     }
 
     /// `name` in the directory of this executable.
