@@ -54,11 +54,7 @@ struct Footprint: AsyncParsableCommand {
     @Flag(help: "Keep the temporary state directory (logs, configs).")
     var keepState = false
 
-    @Option(help: "Output: table or json (json on stdout; progress always on stderr).")
-    var output: OutputFormat = .table
-
-    @Option(help: "Also write the JSON report to this file.")
-    var jsonFile: String?
+    @OptionGroup var output: ReportOutput
 
     func validate() throws {
         guard idleSeconds >= 5, settleSeconds >= 0, scrapes >= 10 else {
@@ -98,14 +94,7 @@ struct Footprint: AsyncParsableCommand {
             throw error
         }
         if !keepState { try? FileManager.default.removeItem(atPath: directory) }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let json = try encoder.encode(report)
-        if let jsonFile { try json.write(to: URL(fileURLWithPath: jsonFile)) }
-        switch output {
-        case .table: print(report.table())
-        case .json: print(String(decoding: json, as: UTF8.self))
-        }
+        try output.emit(report, table: report.table())
     }
 
     /// `name` in the directory of this executable.
@@ -143,7 +132,7 @@ struct MemoryBreakdown: Codable, Sendable {
     init() {}
 
     init?(pid: Int32) {
-        guard let smaps = try? String(contentsOfFile: "/proc/\(pid)/smaps", encoding: .utf8) else { return nil }
+        guard let smaps = readProcFile("/proc/\(pid)/smaps") else { return nil }
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")) ?? ""
         var path = ""
         for line in smaps.split(separator: "\n") {
@@ -246,6 +235,14 @@ struct FootprintReport: Codable, Sendable {
     }
 }
 
+/// A whole /proc file: read to EOF (they report size 0, and a single sized read can stop at the
+/// first page of e.g. smaps).
+func readProcFile(_ path: String) -> String? {
+    guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+    defer { try? handle.close() }
+    return String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+}
+
 /// A process as /proc shows it.
 struct ProcStat {
     var rssKiB: Int
@@ -256,8 +253,8 @@ struct ProcStat {
     static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
 
     init?(pid: Int32) {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-            let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")")
+        guard let status = readProcFile("/proc/\(pid)/status"), let stat = readProcFile("/proc/\(pid)/stat"),
+            let close = stat.lastIndex(of: ")")
         else { return nil }
         func field(_ name: String) -> Int? {
             status.split(separator: "\n").first { $0.hasPrefix(name + ":") }.flatMap { $0.split(whereSeparator: \.isWhitespace).dropFirst().first }

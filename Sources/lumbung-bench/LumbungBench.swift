@@ -78,11 +78,7 @@ struct Speed: AsyncParsableCommand {
     @Flag(help: "Skip the HTTPS API part.")
     var skipAPI = false
 
-    @Option(help: "Output: table or json (json on stdout; progress always on stderr).")
-    var output: OutputFormat = .table
-
-    @Option(help: "Also write the JSON report to this file.")
-    var jsonFile: String?
+    @OptionGroup var output: ReportOutput
 
     func validate() throws {
         guard !hosts.values.isEmpty, hosts.values.allSatisfy({ $0 > 0 && $0 <= 200_000 }) else {
@@ -135,14 +131,7 @@ struct Speed: AsyncParsableCommand {
 
         report.loadAverageAtEnd = loadAverage()
         report.evaluateGoals()
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let json = try encoder.encode(report)
-        if let jsonFile { try json.write(to: URL(fileURLWithPath: jsonFile)) }
-        switch output {
-        case .table: print(report.table())
-        case .json: print(String(decoding: json, as: UTF8.self))
-        }
+        try output.emit(report, table: report.table())
     }
 }
 
@@ -178,4 +167,25 @@ enum StrategyOption: String, ExpressibleByArgument, CaseIterable, Sendable {
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
     case table, json
+}
+
+/// `--output table|json` and `--json-file PATH`, shared by every benchmark.
+struct ReportOutput: ParsableArguments {
+    @Option(help: "Output: table or json (json on stdout; progress always on stderr).")
+    var output: OutputFormat = .table
+
+    @Option(help: "Also write the JSON report to this file.")
+    var jsonFile: String?
+
+    /// Prints the table or the JSON, and writes the JSON to `--json-file` when given.
+    func emit<R: Encodable>(_ report: R, table: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let json = try encoder.encode(report)
+        if let jsonFile { try json.write(to: URL(fileURLWithPath: jsonFile)) }
+        switch output {
+        case .table: print(table)
+        case .json: print(String(decoding: json, as: UTF8.self))
+        }
+    }
 }

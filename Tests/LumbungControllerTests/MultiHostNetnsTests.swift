@@ -16,8 +16,8 @@ import Testing
 ///   driver runs); when the controller comes back the hosts report again without any manual step.
 ///
 /// node-01 and node-02 run the simulated driver. node-03 (the one that is cut) runs the real
-/// driver — a QEMU process in its cgroup — when the machine has root, QEMU and cgroups (CI does),
-/// else the simulated driver too.
+/// driver — a QEMU process in its cgroup — when the machine has root, QEMU, cgroups and nsenter
+/// (CI does), else the simulated driver too.
 @Suite(
     "Three hosts in network namespaces against one controller (root, iproute2)",
     .serialized,
@@ -35,7 +35,7 @@ struct MultiHostNetnsTests {
             return
         }
         let lab = try await NetLab.create(hosts: 3)
-        let run = NetnsRun(lab: lab, realHost3: realHostAvailable)
+        let run = NetnsRun(lab: lab, realHost3: realHostAvailable && FileManager.default.isExecutableFile(atPath: "/usr/bin/nsenter"))
         do {
             try await scenario(run)
         } catch {
