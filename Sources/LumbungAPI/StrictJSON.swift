@@ -101,3 +101,19 @@ public struct StrictJSONError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public var description: String { message }
 }
+
+/// Unknown keys of a config file's top-level mapping (for YAML/JSON configs decoded with a
+/// `Decoder`): callers refuse them with an error that lists the accepted keys.
+public enum ConfigKeys {
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    /// The keys present in `decoder`'s mapping that are not in `accepted`, sorted.
+    public static func unknown(in decoder: any Decoder, accepted: [String]) throws -> [String] {
+        try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue).filter { !accepted.contains($0) }.sorted()
+    }
+}

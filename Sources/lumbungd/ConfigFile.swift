@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LumbungAPI
 import LumbungController
 import Yams
 
@@ -28,17 +29,10 @@ struct ControllerFile: Decodable {
         case logLevel = "log_level", metricsListen = "metrics_listen"
     }
 
-    private struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
     init(from decoder: any Decoder) throws {
-        let unknown = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue).filter { !Self.keys.contains($0) }
+        let unknown = try ConfigKeys.unknown(in: decoder, accepted: Self.keys)
         if !unknown.isEmpty {
-            throw ValidationError("unknown key(s) \(unknown.sorted().joined(separator: ", ")); accepted keys: \(Self.keys.joined(separator: ", "))")
+            throw ValidationError("unknown key(s) \(unknown.joined(separator: ", ")); accepted keys: \(Self.keys.joined(separator: ", "))")
         }
         let c = try decoder.container(keyedBy: CodingKeys.self)
         state = try c.decodeIfPresent(String.self, forKey: .state)

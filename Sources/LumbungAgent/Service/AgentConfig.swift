@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import LumbungAPI
 import LumbungCore
 import Yams
 
@@ -60,14 +61,6 @@ public struct AgentConfig: Codable, Sendable, Hashable {
         case cgroupRoot = "cgroup_root", cgroupSubpath = "cgroup_subpath", stopTimeoutSeconds = "stop_timeout_seconds"
     }
 
-    /// Any key, to find the ones this config does not know.
-    private struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
     /// The keys the config accepts.
     public static let knownKeys: [String] = [
         "controller", "state", "driver", "heartbeat_seconds", "metrics_listen", "pools", "simulated", "images", "accel",
@@ -75,9 +68,9 @@ public struct AgentConfig: Codable, Sendable, Hashable {
     ]
 
     public init(from decoder: any Decoder) throws {
-        let unknown = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue).filter { !Self.knownKeys.contains($0) }
+        let unknown = try ConfigKeys.unknown(in: decoder, accepted: Self.knownKeys)
         if !unknown.isEmpty {
-            throw AgentError("unknown key(s) \(unknown.sorted().joined(separator: ", ")); accepted keys: \(Self.knownKeys.joined(separator: ", "))")
+            throw AgentError("unknown key(s) \(unknown.joined(separator: ", ")); accepted keys: \(Self.knownKeys.joined(separator: ", "))")
         }
         let c = try decoder.container(keyedBy: CodingKeys.self)
         controller = try c.decode(String.self, forKey: .controller)
