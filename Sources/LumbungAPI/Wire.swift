@@ -386,13 +386,16 @@ public struct VolumeBody: Codable, Sendable, Hashable {
     public var name: String
     public var size: ByteSize
     public var pool: PoolName
-    public init(name: String, size: ByteSize, pool: PoolName) {
+    /// Tags describing the volume's data (e.g. `data=pribadi`); placement constraints use them.
+    public var tags: [String: String]?
+    public init(name: String, size: ByteSize, pool: PoolName, tags: [String: String]? = nil) {
         self.name = name
         self.size = size
         self.pool = pool
+        self.tags = tags
     }
 
-    public var spec: VolumeSpec { VolumeSpec(name: name, size: size, pool: pool) }
+    public var spec: VolumeSpec { VolumeSpec(name: name, size: size, pool: pool, tags: tags ?? [:]) }
 }
 
 /// `POST /v1/volumes`: an admin allocates a volume to an OPD at once.

@@ -22,13 +22,29 @@ import LumbungStore
 // Rejecting follows the same rule: the OPD's approver may reject only while the approver level
 // is next; an admin may always reject.
 
+/// How filing a request ended: stored, or refused by an approval rule (audited, nothing stored).
+enum FilingOutcome: Sendable {
+    case filed(ResourceRequest)
+    case refused(APIError)
+}
+
+/// The audit record of a request an approval rule refused (it is not stored as a request).
+struct RefusedRequest: Encodable {
+    var opd: OPDID
+    var payload: RequestPayload
+    var reason: String
+    var letter: String?
+    var rule: String
+    var refusal: String
+}
+
 extension Ledger {
     /// Files a request for the OPD and applies the approval rules at once (see the comment at the
     /// top of this file). `letter` is the official letter number (*nomor surat*).
     public func fileRequest(
         opd: OPDID, payload: RequestPayload, reason: String, letter: String? = nil, by caller: Caller
     ) async throws -> ResourceRequest {
-        try await perform { state, now, out in
+        let outcome: FilingOutcome = try await perform { state, now, out in
             let owner = try state.opd(opd)
             let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
             guard !trimmed.isEmpty else { throw APIError.badRequest("invalid_reason", "a request needs a reason (--reason \"…\")") }
@@ -40,7 +56,13 @@ extension Ledger {
             let levels: [ApprovalLevel]
             switch decision {
             case .refused(let rule, let why):
-                throw APIError(.conflict, "approval_refused", "approval rule \(rule) refuses this request: \(why)")
+                // Nothing is stored, but the decision is: audited with the rule, the payload and the reason.
+                let refusal = APIError(.conflict, "approval_refused", "approval rule \(rule) refuses this request: \(why)")
+                out.record(
+                    caller, "request.refuse", "opd:\(opd)", before: Optional<RefusedRequest>.none,
+                    after: RefusedRequest(opd: opd, payload: payload, reason: trimmed, letter: letter, rule: rule, refusal: refusal.detail.message),
+                    at: now)
+                return .refused(refusal)
             case .automatic:
                 levels = []
             case .needs(let needed, _):
@@ -69,7 +91,11 @@ extension Ledger {
             state.nextRequestID += 1
             state.requests[id] = request
             out.changes.insert(.requestFiled(request), at: 0)
-            return request
+            return .filed(request)
+        }
+        switch outcome {
+        case .filed(let request): return request
+        case .refused(let error): throw error
         }
     }
 
@@ -247,7 +273,10 @@ extension LedgerState {
     /// For a new policy set: the OPDs that follow a class (quota equal to the running set's class
     /// quota) whose class quota changes, with their new quota; throws `class_conflict` listing
     /// every OPD the new set would put below its use or whose class it drops.
-    func classChanges(to set: PolicySet) throws -> [(opd: OPD, quota: ResourceVector)] {
+    /// The OPDs whose quota follows their class (equals its quota in `previous`, class name →
+    /// quota) and changes with `set`, with their new quota; throws `class_conflict` listing every
+    /// OPD the new set would put below its use or whose class it drops.
+    func classChanges(to set: PolicySet, previous: [String: ResourceVector]) throws -> [(opd: OPD, quota: ResourceVector)] {
         var uses: [OPDClassUse] = []
         var changes: [(opd: OPD, quota: ResourceVector)] = []
         for opd in dc.opds.values.sorted(by: { $0.id < $1.id }) {
@@ -256,7 +285,7 @@ extension LedgerState {
                 uses.append(OPDClassUse(opd: opd.id, quotaClass: name, usage: dc.usage(of: opd.id)))
                 continue
             }
-            let follows = policy.quotaClass(name).map { $0.quota.normalized == opd.quota.normalized } ?? false
+            let follows = previous[name.rawValue].map { $0.normalized == opd.quota.normalized } ?? false
             guard follows, new.quota.normalized != opd.quota.normalized else { continue }
             uses.append(OPDClassUse(opd: opd.id, quotaClass: name, usage: dc.usage(of: opd.id)))
             changes.append((opd: opd, quota: new.quota.normalized))
@@ -315,10 +344,26 @@ extension LedgerState {
         if let placedText {
             placementLines.append(placedText)
         } else {
-            let decision: Result<PlacementDecision, PlacementFailure>?
+            var decision: Result<PlacementDecision, PlacementFailure>?
+            let opdClass = dc.opds[request.opd]?.quotaClass
             switch request.payload {
-            case .vm(let spec): decision = dc.placeVM(spec, opd: request.opd, strategy: strategy, explain: true)
-            case .volume(let spec): decision = dc.placeVolume(spec, strategy: strategy, explain: true)
+            case .vm(let spec):
+                switch policy.placement.constrain(spec, opd: request.opd, opdClass: opdClass, tags: spec.tags) {
+                case .success(let c):
+                    placementLines += c.reasons.map(\.description)
+                    decision = dc.placeVM(c.spec, opd: request.opd, strategy: strategy, explain: true)
+                case .failure(let refusal):
+                    placementLines += refusal.reasons.map(\.description)
+                }
+            case .volume(let spec):
+                switch policy.placement.constrainVolume(opd: request.opd, opdClass: opdClass, tags: spec.tags) {
+                case .success(let c):
+                    placementLines += c.reasons.map(\.description)
+                    decision = dc.placeVolume(
+                        spec, strategy: strategy, explain: true, requiredLabels: c.requiredLabels, forbiddenLabels: c.forbiddenLabels)
+                case .failure(let refusal):
+                    placementLines += refusal.reasons.map(\.description)
+                }
             case .quota: decision = nil
             }
             switch decision {
@@ -332,7 +377,7 @@ extension LedgerState {
                 placementLines += f.excluded.map { "filtered out: \($0)" }
                 placementLines.append(f.description)
             case nil:
-                placementLines.append("a quota request is not placed")
+                if case .quota = request.payload { placementLines.append("a quota request is not placed") }
             }
         }
         return RequestExplanation(

@@ -106,6 +106,18 @@ struct SweepService: Service {
                 } catch {
                     logger.error("sweep failed", metadata: ["error": "\(error)"])
                 }
+                do {
+                    if let pruned = try await ledger.pruneAudit() {
+                        logger.notice(
+                            "audit entries past the retention pruned",
+                            metadata: [
+                                "audit.from": "\(pruned.from)", "audit.to": "\(pruned.to)", "audit.count": "\(pruned.count)",
+                                "audit.retention_days": "\(pruned.retentionDays)",
+                            ])
+                    }
+                } catch {
+                    logger.error("audit pruning failed", metadata: ["error": "\(error)"])
+                }
             }
         }
     }

@@ -126,7 +126,9 @@ public actor Ledger {
         self.settings = settings
         self.logger = logger
         self.now = now
-        self.state = try Self.load(store, policy: policy, at: now())
+        var state = try Self.load(store, policy: policy, at: now())
+        try Self.installAtStart(&state, store: store, now: now())
+        self.state = state
         for host in state.dc.hosts.values { hub.publish(host.id, version: host.desiredVersion) }
     }
 
@@ -329,23 +331,60 @@ extension Ledger {
     /// installed: the error (`class_conflict`) lists every such OPD with its numbers.
     public func installPolicy(_ set: PolicySet, by caller: Caller) async throws {
         try await perform { state, now, out in
-            let changes = try state.classChanges(to: set)
-            let before = state.policy.hash
-            let retentionChanged = state.policy.retention.volumeRetentionDays != set.retention.volumeRetentionDays
-            state.policy = set
-            state.policyLoadedAt = now
-            out.record(caller, "policy.install", "policy", before: before, after: set.hash, at: now)
-            for (opd, quota) in changes {
-                var changed = opd
-                changed.quota = quota
-                state.dc.upsertOPD(changed)
-                out.changes.append(.quotaChanged(opd.id, quota))
-                out.record(caller, "opd.set-quota.class", "opd:\(opd.id)", before: opd, after: changed, at: now)
-            }
-            // Hosts declared without their own overcommit or reserve follow the new set.
-            state.rederiveHosts(caller: caller, now: now, out: &out)
-            // Agents receive the volume retention in their desired state: wake them when it changes.
-            if retentionChanged { for id in state.dc.hosts.keys.sorted() { state.bumpDesired(id, &out) } }
+            try state.install(set, previous: InstalledPolicy(state.policy), caller: caller, now: now, out: &out)
         }
+    }
+
+    /// At start: when the policy files differ from the set the store recorded as installed (they
+    /// were edited while the controller was stopped), applies them exactly as a reload would —
+    /// OPDs following a changed class get its new quota, hosts following the policy are
+    /// re-derived, agents hear of a new volume retention — in one audited transaction, before
+    /// the controller serves anything. Throws `class_conflict` (the controller does not start)
+    /// when the new classes would put an OPD below its use.
+    static func installAtStart(_ state: inout LedgerState, store: Store, now: Date) throws {
+        let recorded = try store.installedPolicy()
+        if recorded?.hash == state.policy.hash { return }
+        var out = OpOutput()
+        let set = state.policy
+        // Nothing recorded (a new state directory, or one from before sets were recorded): the
+        // files are taken as they are, without class changes.
+        let previous = recorded ?? InstalledPolicy(set)
+        try state.install(set, previous: previous, caller: .system, now: now, out: &out)
+        for i in out.audit.indices where out.audit[i].policyHash == nil { out.audit[i].policyHash = set.hash }
+        try store.commitBlocking(out.changes, audit: out.audit)
+    }
+}
+
+extension InstalledPolicy {
+    /// What the store keeps of `set`.
+    init(_ set: PolicySet) {
+        var classes: [String: ResourceVector] = [:]
+        for (name, c) in set.quotaClasses { classes[name.rawValue] = c.quota.normalized }
+        self.init(hash: set.hash, classes: classes, volumeRetentionDays: set.retention.volumeRetentionDays)
+    }
+}
+
+extension LedgerState {
+    /// Puts `set` in force after `previous` (see ``Ledger/installPolicy(_:by:)``): class quota
+    /// changes for the OPDs that followed their class, re-derived hosts, agents woken when the
+    /// volume retention changed, and the set recorded in the store.
+    mutating func install(_ set: PolicySet, previous: InstalledPolicy, caller: Caller, now: Date, out: inout OpOutput) throws {
+        let changes = try classChanges(to: set, previous: previous.classes)
+        let retentionChanged = previous.volumeRetentionDays != set.retention.volumeRetentionDays
+        policy = set
+        policyLoadedAt = now
+        out.record(caller, "policy.install", "policy", before: previous.hash, after: set.hash, at: now)
+        out.changes.append(.policyInstalled(InstalledPolicy(set)))
+        for (opd, quota) in changes {
+            var changed = opd
+            changed.quota = quota
+            dc.upsertOPD(changed)
+            out.changes.append(.quotaChanged(opd.id, quota))
+            out.record(caller, "opd.set-quota.class", "opd:\(opd.id)", before: opd, after: changed, at: now)
+        }
+        // Hosts declared without their own overcommit or reserve follow the new set.
+        rederiveHosts(caller: caller, now: now, out: &out)
+        // Agents receive the volume retention in their desired state: wake them when it changes.
+        if retentionChanged { for id in dc.hosts.keys.sorted() { bumpDesired(id, &out) } }
     }
 }

@@ -422,6 +422,23 @@ extension Ledger {
     }
 }
 
+extension Ledger {
+    /// Deletes the audit entries older than the policy's audit retention (never less than
+    /// ``RetentionPolicy/legalMinimumAuditDays``) from the start of the log, recording an
+    /// `audit.prune` entry with the range, count and the hash the chain continues from. Run by
+    /// the controller's sweep; returns what was pruned, nil when nothing was old enough.
+    @discardableResult
+    public func pruneAudit() async throws -> AuditPrune? {
+        let (retention, hash) = await read { ($0.policy.retention, $0.policy.hash) }
+        let at = now()
+        let keepSince = retention.auditKeepSince(now: at)
+        let record = AuditInput(
+            at: at, actor: Caller.system.principal.description, role: Caller.system.principal.role.rawValue, action: AuditPrune.action,
+            target: "audit", policyHash: hash)
+        return try await store.pruneAudit(keepSince: keepSince, record: record, retentionDays: retention.auditRetentionDays)
+    }
+}
+
 func iso(_ date: Date) -> String {
     ISO8601DateFormatter().string(from: date)
 }
@@ -462,17 +479,33 @@ extension LedgerState {
     }
 
     /// Allocates a volume under the policy in force (direct allocation and approval): limits,
-    /// quota and placement, then the N+1 rule (see ``enforceHeadroom``).
+    /// placement constraints for its tags, quota and placement, then the N+1 rule (see
+    /// ``enforceHeadroom``).
     mutating func allocateVolume(
         opd: OPDID, spec: VolumeSpec, caller: Caller, now: Date, request: RequestID?, out: inout OpOutput, strategy: PlacementStrategy,
         force: Bool = false
     ) throws -> Volume {
-        _ = try self.opd(opd)
-        if let refusal = policy.limits.check(volume: spec, opdClass: dc.opds[opd]?.quotaClass) { throw APIError(refusal) }
-        let decision: PlacementDecision
-        switch dc.decideVolume(spec, opd: opd, strategy: self.strategy(fallback: strategy)) {
-        case .success(let d): decision = d
+        let owner = try self.opd(opd)
+        do throws(CoreError) { try spec.validate() } catch { throw APIError(error) }
+        if let refusal = policy.limits.check(volume: spec, opdClass: owner.quotaClass) { throw APIError(refusal) }
+        let constraints: ConstraintResult
+        switch policy.placement.constrainVolume(opd: opd, opdClass: owner.quotaClass, tags: spec.tags) {
+        case .success(let c): constraints = c
         case .failure(let refusal): throw APIError(refusal)
+        }
+        let decision: PlacementDecision
+        switch dc.decideVolume(
+            spec, opd: opd, strategy: self.strategy(fallback: strategy), requiredLabels: constraints.requiredLabels,
+            forbiddenLabels: constraints.forbiddenLabels)
+        {
+        case .success(let d): decision = d
+        case .failure(let refusal):
+            var error = APIError(refusal)
+            if case .placement = refusal, !constraints.reasons.isEmpty {
+                error.detail.message =
+                    "placement constraints apply (" + constraints.reasons.map(\.description).joined(separator: "; ") + "); " + error.detail.message
+            }
+            throw error
         }
         let override = try enforceHeadroom(adding: spec.resources, on: decision.host, subject: "volume", force: force, caller: caller)
         var id = VolumeID(rawValue: newID("vol"))
@@ -507,6 +540,7 @@ extension LedgerState {
             case .volume(let spec):
                 _ = try Name.validate(spec.name, what: "volume name")
                 _ = try ByteSize.validate(spec.size, what: "volume size")
+                try validateLabels(spec.tags)
                 try checkPool(spec.pool)
                 if dc.volume(named: spec.name, in: opd) != nil {
                     throw APIError.conflict("conflict", "OPD \(opd) already has a volume named \(spec.name)")

@@ -52,6 +52,8 @@ extension LedgerState {
     /// label selectors merged with what the constraints demand for its tags) and why.
     func policySpec(_ spec: VMSpec, opd: OPDID) throws -> (spec: VMSpec, reasons: [PolicyReason]) {
         let opdClass = dc.opds[opd]?.quotaClass
+        // A malformed spec is named as such before any policy speaks about it.
+        do throws(CoreError) { try spec.validate() } catch { throw APIError(error) }
         if let refusal = policy.limits.check(vm: spec, opdClass: opdClass) { throw APIError(refusal) }
         switch policy.placement.constrain(spec, opd: opd, opdClass: opdClass, tags: spec.tags) {
         case .success(let constrained): return constrained

@@ -280,11 +280,16 @@ public struct DataCenter: Sendable {
     }
 
     /// Where a volume would go (pool storage only), without validation or quota checks.
+    ///
+    /// `requiredLabels` / `forbiddenLabels`: host labels the volume needs or must avoid (from the
+    /// policy's placement constraints; volumes have no selectors of their own).
     public func placeVolume(
-        _ spec: VolumeSpec, strategy: PlacementStrategy = .binpack, explain: Bool = false
+        _ spec: VolumeSpec, strategy: PlacementStrategy = .binpack, explain: Bool = false,
+        requiredLabels: [String: String] = [:], forbiddenLabels: [String: String] = [:]
     ) -> Result<PlacementDecision, PlacementFailure> {
         let ask = PlacementIndex.Ask(
-            isVM: false, vcpu: 0, memory: 0, pool: spec.pool, storage: spec.size.bytes, required: [:], forbidden: [:])
+            isVM: false, vcpu: 0, memory: 0, pool: spec.pool, storage: spec.size.bytes, required: requiredLabels,
+            forbidden: forbiddenLabels)
         return index.decide(ask, app: nil, strategy: strategy, explain: explain, subject: .volume)
     }
 
@@ -316,7 +321,8 @@ public struct DataCenter: Sendable {
 
     /// Decides where a new volume of `opd` goes: validation, OPD, pool, unique name, quota, placement.
     public func decideVolume(
-        _ spec: VolumeSpec, opd: OPDID, strategy: PlacementStrategy = .binpack
+        _ spec: VolumeSpec, opd: OPDID, strategy: PlacementStrategy = .binpack,
+        requiredLabels: [String: String] = [:], forbiddenLabels: [String: String] = [:]
     ) -> Result<PlacementDecision, Refusal> {
         do throws(CoreError) {
             try spec.validate()
@@ -334,7 +340,8 @@ public struct DataCenter: Sendable {
         {
             return .failure(.quota(shortfall))
         }
-        return placeVolume(spec, strategy: strategy).mapError { .placement($0) }
+        return placeVolume(spec, strategy: strategy, requiredLabels: requiredLabels, forbiddenLabels: forbiddenLabels)
+            .mapError { .placement($0) }
     }
 
     /// Decides whether `opd`'s quota may become `newQuota` (absolute amounts): refuses negative

@@ -361,11 +361,37 @@ public struct VolumeSpec: Hashable, Codable, Sendable {
     public var name: String
     public var size: ByteSize
     public var pool: PoolName
+    /// Tags describing the volume's data (e.g. `data=pribadi`: personal data under UU PDP); the
+    /// policy's placement constraints turn them into host labels required or forbidden.
+    public var tags: [String: String]
 
-    public init(name: String, size: ByteSize, pool: PoolName) {
+    public init(name: String, size: ByteSize, pool: PoolName, tags: [String: String] = [:]) {
         self.name = name
         self.size = size
         self.pool = pool
+        self.tags = tags
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case name, size, pool, tags
+    }
+
+    /// Decodes a spec; `tags` may be missing (specs stored before volumes had tags).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        size = try c.decode(ByteSize.self, forKey: .size)
+        pool = try c.decode(PoolName.self, forKey: .pool)
+        tags = try c.decodeIfPresent([String: String].self, forKey: .tags) ?? [:]
+    }
+
+    /// Encodes a spec; `tags` only when there are some, so untagged specs read as before.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(size, forKey: .size)
+        try c.encode(pool, forKey: .pool)
+        if !tags.isEmpty { try c.encode(tags, forKey: .tags) }
     }
 
     public var resources: ResourceVector {

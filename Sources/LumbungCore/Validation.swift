@@ -86,11 +86,13 @@ extension VMSpec {
 }
 
 extension VolumeSpec {
-    /// Checks the name and pool with ``Name`` and the size with ``ByteSize/validate(_:what:)``.
+    /// Checks the name and pool with ``Name``, the size with ``ByteSize/validate(_:what:)`` and
+    /// the tags like host labels.
     public func validate() throws(CoreError) {
         _ = try Name.validate(name, what: "volume name")
         _ = try ByteSize.validate(size, what: "volume size")
         _ = try Name.validate(pool.rawValue, what: "pool name")
+        try HostLabel.validate(tags, what: "tag")
     }
 }
 

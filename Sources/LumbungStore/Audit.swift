@@ -133,6 +133,33 @@ public struct AuditHead: Hashable, Sendable, Codable {
     }
 }
 
+/// What one pruning of the audit log removed (the `after` of its `audit.prune` entry).
+public struct AuditPrune: Hashable, Sendable, Codable {
+    /// The audit action of the entry recording a pruning.
+    public static let action = "audit.prune"
+    /// The first and last sequence numbers removed.
+    public var from: Int64
+    public var to: Int64
+    /// How many entries were removed.
+    public var count: Int64
+    /// The hash of entry `to`: the chain continues from it (the new base).
+    public var baseHash: String
+    /// Entries from this time on were kept.
+    public var keepSince: Date
+    /// The retention in force (days).
+    public var retentionDays: Int
+
+    /// Creates a record.
+    public init(from: Int64, to: Int64, count: Int64, baseHash: String, keepSince: Date, retentionDays: Int) {
+        self.from = from
+        self.to = to
+        self.count = count
+        self.baseHash = baseHash
+        self.keepSince = keepSince
+        self.retentionDays = retentionDays
+    }
+}
+
 /// The hash chain of the audit log.
 ///
 /// Each entry's `hash` is the lowercase hex SHA-256 of the bytes
@@ -147,7 +174,14 @@ public struct AuditHead: Hashable, Sendable, Codable {
 /// whatever the fields contain.
 ///
 /// The `meta` table keeps the head (`audit_head_seq`, `audit_head_hash`), updated in the same
-/// transaction as each append, so deleting the last entries is detected too. Triggers refuse
+/// transaction as each append, so deleting the last entries is detected too.
+///
+/// **Pruning.** Entries older than the policy's audit retention (never less than 10 years) are
+/// deleted from the start of the log by ``Store/pruneAudit(keepSince:record:retentionDays:)``:
+/// the `meta` rows `audit_base_seq` / `audit_base_hash` move to the last deleted entry, the chain
+/// is verified from there, and an `audit.prune` entry (appended in the same transaction) records
+/// the range, the count and the base hash; verification fails when the base has moved without
+/// such a record. Triggers refuse
 /// `UPDATE` and `DELETE` on `audit`; someone who drops them and rewrites both the log and the
 /// head from some entry onwards is only caught by comparing with a head published elsewhere.
 public enum AuditChain {
@@ -230,10 +264,57 @@ public enum AuditChain {
         try MetaRow(name: "audit_head_hash", value: head.hash).upsert(db)
     }
 
+    /// The last pruned entry (seq 0 and ``genesis`` while nothing was pruned).
+    static func base(_ db: Database) throws -> AuditHead {
+        let rows = try MetaRow.filter(Column("name") == "audit_base_seq" || Column("name") == "audit_base_hash").fetchAll(db)
+        guard let seqText = rows.first(where: { $0.name == "audit_base_seq" })?.value, let seq = Int64(seqText),
+            let hash = rows.first(where: { $0.name == "audit_base_hash" })?.value
+        else { return AuditHead(seq: 0, hash: genesis) }
+        return AuditHead(seq: seq, hash: hash)
+    }
+
+    /// Deletes the entries older than `keepSince` at the start of the log (a prefix: the first
+    /// entry that must be kept ends it), moves the base to the last deleted one and appends an
+    /// `audit.prune` entry naming the range, the count and the new base. Returns nil when
+    /// nothing is old enough.
+    static func prune(keepSince: Date, record: AuditInput, retentionDays: Int, _ db: Database) throws -> AuditPrune? {
+        let base = try base(db)
+        guard let head = try head(db), head.seq > base.seq else { return nil }
+        let cutoff = Millis.from(keepSince)
+        let firstKept = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM audit WHERE seq > ? AND at >= ?", arguments: [base.seq, cutoff])
+        let last = (firstKept ?? head.seq + 1) - 1
+        guard last > base.seq else { return nil }
+        guard let lastRow = try AuditRow.fetchOne(db, key: last) else {
+            throw StoreError.corrupt("audit entry \(last) is missing; run `lumbung audit verify`")
+        }
+        let pruned = AuditPrune(
+            from: base.seq + 1, to: last, count: last - base.seq, baseHash: lastRow.hash, keepSince: keepSince,
+            retentionDays: retentionDays)
+        try MetaRow(name: "audit_base_seq", value: String(last)).upsert(db)
+        try MetaRow(name: "audit_base_hash", value: lastRow.hash).upsert(db)
+        try db.execute(sql: "DELETE FROM audit WHERE seq <= ?", arguments: [last])
+        var entry = record
+        entry.after = try JSONColumn.encode(pruned)
+        try append([entry], db)
+        return pruned
+    }
+
     static func verify(_ db: Database) throws -> AuditVerification {
-        var expectedSeq: Int64 = 1
-        var prevHash = genesis
+        let base = try base(db)
+        var expectedSeq: Int64 = base.seq + 1
+        var prevHash = base.hash
         var checked = 0
+        if base.seq > 0 {
+            // A pruned prefix must be recorded by the controller's own `audit.prune` entry.
+            let record = try AuditRow.filter(Column("action") == AuditPrune.action).order(Column("seq").desc).fetchOne(db)
+            let recorded = try record.flatMap { $0.after }.map { try JSONColumn.decode(AuditPrune.self, from: $0, what: "audit.prune entry") }
+            guard let recorded, recorded.to == base.seq, recorded.baseHash == base.hash else {
+                return AuditVerification(
+                    ok: false, checked: 0,
+                    problem: "the audit log starts after entry \(base.seq), but no audit.prune entry records pruning up to it (entries were deleted outside the controller)",
+                    firstBadSeq: 1)
+            }
+        }
         let cursor = try AuditRow.order(Column("seq")).fetchCursor(db)
         while let row = try cursor.next() {
             if row.seq != expectedSeq {
@@ -316,6 +397,29 @@ extension Store {
     /// the middle (gap or broken link), and deleted last entries (head mismatch).
     public func verifyAudit() throws -> AuditVerification {
         try read("verifying the audit log") { db in try AuditChain.verify(db) }
+    }
+
+    /// Prunes the entries older than `keepSince` at the start of the log (see ``AuditChain``) and
+    /// appends `record` (action ``AuditPrune/action``; its `after` is set to the ``AuditPrune``)
+    /// in the same transaction. Returns nil, and writes nothing, when no entry is old enough.
+    @discardableResult
+    public func pruneAudit(keepSince: Date, record: AuditInput, retentionDays: Int) async throws -> AuditPrune? {
+        // A read first: the controller asks at every sweep, and almost always nothing is due.
+        let cutoff = Millis.from(keepSince)
+        let due = try read("reading the oldest audit entry") { db in
+            let base = try AuditChain.base(db)
+            let oldest = try Int64.fetchOne(db, sql: "SELECT at FROM audit WHERE seq > ? ORDER BY seq LIMIT 1", arguments: [base.seq])
+            return oldest.map { $0 < cutoff } ?? false
+        }
+        guard due else { return nil }
+        return try await writeAsync("pruning the audit log", identity: false) { db in
+            try AuditChain.prune(keepSince: keepSince, record: record, retentionDays: retentionDays, db)
+        }
+    }
+
+    /// The last pruned entry (seq 0 while nothing was pruned).
+    public func auditBase() throws -> AuditHead {
+        try read("reading the audit base") { db in try AuditChain.base(db) }
     }
 
     /// Appends audit entries on their own, for events that change nothing else

@@ -53,7 +53,7 @@ public enum StoreBackup {
             try copy.close()
             try FileManager.default.moveItem(atPath: partial, toPath: destination)
             let size = (try? FileManager.default.attributesOfItem(atPath: destination)[.size] as? Int64) ?? 0
-            return Summary(bytes: size ?? 0, files: files.keys.sorted(), auditEntries: entries, auditOK: verification.ok)
+            return Summary(bytes: size, files: files.keys.sorted(), auditEntries: entries, auditOK: verification.ok)
         } catch let error as StoreError {
             try? FileManager.default.removeItem(atPath: partial)
             throw error
@@ -100,7 +100,7 @@ public enum StoreBackup {
             try queue.close()
             try FileManager.default.moveItem(atPath: partial, toPath: database)
             let size = (try? FileManager.default.attributesOfItem(atPath: database)[.size] as? Int64) ?? 0
-            return Summary(bytes: size ?? 0, files: files.map { $0.0 }, auditEntries: entries, auditOK: verification.ok)
+            return Summary(bytes: size, files: files.map { $0.0 }, auditEntries: entries, auditOK: verification.ok)
         } catch let error as StoreError {
             throw error
         } catch {

@@ -35,6 +35,28 @@ public enum LedgerChange: Hashable, Sendable {
     case requestFiled(ResourceRequest)
     /// Replaces a request's row (state, decision, result).
     case requestUpdated(ResourceRequest)
+    /// Records the policy set now in force (kept in `meta`), so a controller restarted with other
+    /// policy files knows what the previous set said.
+    case policyInstalled(InstalledPolicy)
+}
+
+/// What the store remembers of the policy set last installed: enough to apply a changed set at
+/// the next start as a reload would (which OPDs followed their class, whether agents must hear
+/// of a new volume retention).
+public struct InstalledPolicy: Hashable, Sendable, Codable {
+    /// The set's hash.
+    public var hash: String
+    /// Each quota class's quota, by class name.
+    public var classes: [String: ResourceVector]
+    /// Days a deleted volume is kept.
+    public var volumeRetentionDays: Int
+
+    /// Creates a record.
+    public init(hash: String, classes: [String: ResourceVector], volumeRetentionDays: Int) {
+        self.hash = hash
+        self.classes = classes
+        self.volumeRetentionDays = volumeRetentionDays
+    }
 }
 
 /// Everything the ledger needs to rebuild its memory at start.
@@ -74,6 +96,26 @@ extension Store {
                 try Ledger.apply(change, firstAuditAt: audit.first?.at, db)
             }
             try AuditChain.append(audit, db)
+        }
+    }
+
+    /// The same as ``commit(_:audit:)``, blocking the calling thread: for the controller's start,
+    /// before anything else runs.
+    public func commitBlocking(_ changes: [LedgerChange], audit: [AuditInput]) throws {
+        try write("committing \(changes.count) ledger change(s)", identity: false) { db in
+            for change in changes {
+                try Ledger.apply(change, firstAuditAt: audit.first?.at, db)
+            }
+            try AuditChain.append(audit, db)
+        }
+    }
+
+    /// The policy set recorded by the last ``LedgerChange/policyInstalled(_:)``; nil when none was
+    /// recorded (a new state directory, or one from before policy sets were recorded).
+    public func installedPolicy() throws -> InstalledPolicy? {
+        try read("reading the installed policy set") { db in
+            guard let row = try MetaRow.fetchOne(db, key: "policy_installed") else { return nil }
+            return try JSONColumn.decode(InstalledPolicy.self, from: row.value, what: "the installed policy set")
         }
     }
 
@@ -181,6 +223,9 @@ enum Ledger {
 
             case .requestUpdated(let request):
                 try update(RequestRow(request), what: "request \(request.id)", db)
+
+            case .policyInstalled(let installed):
+                try MetaRow(name: "policy_installed", value: JSONColumn.encode(installed)).upsert(db)
             }
         } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
             throw explain(error, change, db)
@@ -235,6 +280,7 @@ enum Ledger {
         case .volumeUpdated(let v): "updating volume '\(v.spec.name)' (\(v.id)) of OPD '\(v.opd)'"
         case .requestFiled(let r): "filing request \(r.id) of OPD '\(r.opd)'"
         case .requestUpdated(let r): "updating request \(r.id) of OPD '\(r.opd)'"
+        case .policyInstalled(let p): "recording policy set \(p.hash.prefix(12))"
         }
     }
 

@@ -247,6 +247,7 @@ struct VolumeRow: StoreRow {
     var state: String
     var createdAt: Int64
     var observed: String?
+    var tags: String
 
     init(_ volume: Volume) throws {
         id = volume.id.rawValue
@@ -258,12 +259,15 @@ struct VolumeRow: StoreRow {
         state = volume.state.rawValue
         createdAt = Millis.from(volume.createdAt)
         observed = try volume.observed.map { try JSONColumn.encode($0) }
+        tags = try JSONColumn.encode(volume.spec.tags)
     }
 
     func model() throws -> Volume {
         Volume(
             id: VolumeID(rawValue: id), opd: OPDID(rawValue: opd),
-            spec: VolumeSpec(name: name, size: ByteSize(bytes: size), pool: PoolName(rawValue: pool)),
+            spec: VolumeSpec(
+                name: name, size: ByteSize(bytes: size), pool: PoolName(rawValue: pool),
+                tags: try JSONColumn.decode([String: String].self, from: tags, what: "tags of volume \(id)")),
             host: host.map(HostID.init(rawValue:)),
             state: try decodeEnum(VolumeState.self, state, what: "state of volume \(id)"),
             createdAt: Millis.date(createdAt),

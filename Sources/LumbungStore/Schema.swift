@@ -30,6 +30,12 @@ enum Schema {
         migrator.registerMigration("v4") { db in
             try db.execute(sql: v4)
         }
+        migrator.registerMigration("v5") { db in
+            try db.execute(sql: v5)
+            try db.execute(
+                sql: "INSERT INTO meta(name, value) VALUES ('audit_base_seq', '0'), ('audit_base_hash', ?)",
+                arguments: [zeroHash])
+        }
         return migrator
     }
 
@@ -52,6 +58,19 @@ enum Schema {
 
     /// v4: VM tags (a JSON object, e.g. `{"data":"pribadi"}`) and whether a host's overcommit
     /// ratios and reserve follow the policy set (hosts declared before keep their values).
+    /// v5: volume tags (like VM tags); pruning of audit entries older than the retention. The
+    /// `meta` rows `audit_base_seq` / `audit_base_hash` name the last pruned entry (0 and 64 zeros
+    /// while nothing was pruned): the chain now starts after it. Deleting audit rows stays refused
+    /// except for entries at or below that base, which the store moves in the same transaction
+    /// as it records an `audit.prune` entry (see ``AuditChain``).
+    static let v5 = """
+        ALTER TABLE volumes ADD COLUMN tags TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(tags) AND json_type(tags) = 'object');
+        DROP TRIGGER audit_no_delete;
+        CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+            WHEN OLD.seq > COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE name = 'audit_base_seq'), 0)
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only; only entries past the retention are pruned'); END;
+        """
+
     static let v4 = """
         ALTER TABLE vms ADD COLUMN tags TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(tags) AND json_type(tags) = 'object');
         ALTER TABLE hosts ADD COLUMN overcommit_from_policy INTEGER NOT NULL DEFAULT 0 CHECK (overcommit_from_policy IN (0, 1));

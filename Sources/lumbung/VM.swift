@@ -322,6 +322,7 @@ private func printVM(_ vm: VM) {
         ("image", vm.spec.image ?? "- (blank disk)"),
         ("required labels", Format.labels(vm.spec.requiredLabels)),
         ("forbidden labels", Format.labels(vm.spec.forbiddenLabels)),
+        ("tags", Format.labels(vm.spec.tags)),
         ("created", Format.date(vm.createdAt)),
     ]
     fields += Format.observation(vm.observed)

@@ -22,11 +22,20 @@ struct VolumeSpecOptions: ParsableArguments {
     @Option(help: ArgumentHelp("The storage pool, e.g. hdd.", valueName: "pool"))
     var pool: String
 
+    @Option(
+        name: .customLong("tag"),
+        help: ArgumentHelp(
+            "A tag describing the volume's data (repeatable), e.g. data=pribadi: the policy's placement constraints may then require host labels.",
+            valueName: "key=value"))
+    var tags: [String] = []
+
     func body() throws -> VolumeBody {
-        VolumeBody(
+        let tagged = try Input.labels(tags, option: "--tag", what: "tag")
+        return VolumeBody(
             name: try Input.name(name, what: "volume name"),
             size: try Input.size(size, what: "volume size"),
-            pool: PoolName(rawValue: try Input.name(pool, what: "pool name")))
+            pool: PoolName(rawValue: try Input.name(pool, what: "pool name")),
+            tags: tagged.isEmpty ? nil : tagged)
     }
 }
 
@@ -140,6 +149,7 @@ extension VolumeCommand {
                 ("host", v.host?.rawValue ?? "- (not placed)"),
                 ("size", v.spec.size.description),
                 ("pool", v.spec.pool.rawValue),
+                ("tags", Format.labels(v.spec.tags)),
                 ("created", Format.date(v.createdAt)),
             ]
             fields += Format.observation(v.observed)

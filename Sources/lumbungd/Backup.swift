@@ -31,7 +31,7 @@ extension Lumbungd {
                     throw ExitCode(1)
                 }
                 let mode = (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? 0o600
-                files[name] = (data, mode ?? 0o600)
+                files[name] = (data, mode)
             }
             do {
                 let summary = try StoreBackup.backup(database: paths.database, files: files, to: to)

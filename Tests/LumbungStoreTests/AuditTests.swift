@@ -185,4 +185,91 @@ struct AuditTests {
         #expect(!result.ok)
         #expect(result.firstBadSeq == 1)
     }
+
+    // MARK: - Pruning past the retention
+
+    private func pruneRecord(_ when: Date) -> AuditInput {
+        AuditInput(at: when, actor: "user:lumbungd", role: "admin", action: AuditPrune.action, target: "audit", policyHash: String(repeating: "c", count: 64))
+    }
+
+    @Test("pruning removes the old prefix, records audit.prune with the range and base, and the rest still verifies")
+    func pruneOldPrefix() async throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let path = try await logWithFiveEntries(in: dir)
+        let store = try Store(path: path)
+        defer { try? store.close() }
+        let hashOfTwo = try #require(store.auditEntries().first { $0.seq == 2 }).hash
+
+        // Entries 1 and 2 (at t0) are older than at(5); entry 3 (at(5)) is kept, and with it
+        // everything after it (entry 4 at t0 too: only a prefix of the log is ever pruned).
+        let pruned = try #require(try await store.pruneAudit(keepSince: at(5), record: pruneRecord(at(100)), retentionDays: 3650))
+        #expect(pruned.from == 1 && pruned.to == 2 && pruned.count == 2)
+        #expect(pruned.baseHash == hashOfTwo)
+        #expect(try store.auditBase() == AuditHead(seq: 2, hash: hashOfTwo))
+        let entries = try store.auditEntries()
+        #expect(entries.map(\.seq) == [3, 4, 5, 6])
+        #expect(entries[0].prevHash == hashOfTwo)
+        let record = try #require(entries.last)
+        #expect(record.action == "audit.prune")
+        let decoded = try JSONDecoder().decode(PruneAfter.self, from: Data(try #require(record.after).utf8))
+        #expect(decoded.from == 1 && decoded.to == 2 && decoded.count == 2 && decoded.baseHash == hashOfTwo && decoded.retentionDays == 3650)
+        #expect(try store.verifyAudit() == AuditVerification(ok: true, checked: 4))
+
+        // Nothing more is old enough: nothing is written.
+        #expect(try await store.pruneAudit(keepSince: at(5), record: pruneRecord(at(101)), retentionDays: 3650) == nil)
+        #expect(try store.auditHead().seq == 6)
+
+        // Later appends chain on; a later pruning moves the base again and still verifies.
+        try await store.appendAudit([audit("later", target: "opd:dinkes", at: at(200))])
+        let second = try #require(try await store.pruneAudit(keepSince: at(150), record: pruneRecord(at(300)), retentionDays: 3650))
+        #expect(second.from == 3 && second.to == 6)
+        #expect(try store.auditEntries().map(\.seq) == [7, 8])
+        #expect(try store.verifyAudit().ok)
+    }
+
+    @Test("deleting entries the store did not prune is still refused, and a moved base without its audit.prune record is detected")
+    func pruneTampering() async throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let path = try await logWithFiveEntries(in: dir)
+        // The trigger still refuses deleting entries past the base.
+        #expect(throws: (any Error).self) { try tamper(path, "DELETE FROM audit WHERE seq = 1") }
+        #expect(try verify(path).ok)
+
+        // A tamperer who moves the base in meta and deletes the prefix, without a prune record.
+        let store = try Store(path: path)
+        let hashOfTwo = try #require(store.auditEntries().first { $0.seq == 2 }).hash
+        try store.close()
+        try tamper(
+            path,
+            "UPDATE meta SET value = '2' WHERE name = 'audit_base_seq'; UPDATE meta SET value = '\(hashOfTwo)' WHERE name = 'audit_base_hash'; DELETE FROM audit WHERE seq <= 2")
+        let result = try verify(path)
+        #expect(!result.ok)
+        #expect(result.problem?.contains("no audit.prune entry records pruning up to it") == true)
+    }
+
+    @Test("a backup of a pruned log restores with a verifying chain")
+    func prunedBackup() async throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let path = try await logWithFiveEntries(in: dir)
+        let store = try Store(path: path)
+        defer { try? store.close() }
+        _ = try await store.pruneAudit(keepSince: at(5), record: pruneRecord(at(100)), retentionDays: 3650)
+        let copy = dir.url.appendingPathComponent("copy.sqlite").path
+        let raw = try DatabaseQueue(path: path)
+        try raw.backup(to: try DatabaseQueue(path: copy))
+        try raw.close()
+        #expect(try verify(copy) == AuditVerification(ok: true, checked: 4))
+    }
+}
+
+/// The fields of an `audit.prune` entry's `after` the tests read.
+private struct PruneAfter: Decodable {
+    var from: Int64
+    var to: Int64
+    var count: Int64
+    var baseHash: String
+    var retentionDays: Int
 }

@@ -122,7 +122,7 @@ struct DurabilityTests {
         let store = try Store(path: dir.dbPath)
         defer { try? store.close() }
         let applied = try await store.pool.read { db in try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations") }
-        #expect(applied == ["v1", "v2", "v3", "v4"])
+        #expect(applied == ["v1", "v2", "v3", "v4", "v5"])
         #expect(try store.auditHead() == AuditHead(seq: 0, hash: AuditChain.genesis))
     }
 

@@ -249,6 +249,16 @@ public struct PlacementPolicy: Hashable, Sendable {
         return .success((out, merged.reasons))
     }
 
+    /// The host labels the constraints demand for a volume of `opd` with `tags`, with a reason per
+    /// applying constraint; or a refusal when they contradict each other.
+    public func constrainVolume(
+        opd: OPDID, opdClass: QuotaClassName?, tags: [String: String]
+    ) -> Result<ConstraintResult, PolicyRefusal> {
+        let merged = constraints(for: PlacementSubject(kind: .volume, opd: opd, opdClass: opdClass, tags: tags))
+        if let refusal = merged.refusal { return .failure(refusal) }
+        return .success(merged)
+    }
+
     private func constraints(for subject: PlacementSubject, startingWith start: ConstraintResult) -> ConstraintResult {
         var result = start
         for c in constraints where c.applies(to: subject) {
