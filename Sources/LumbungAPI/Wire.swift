@@ -120,17 +120,53 @@ public struct CreateOPDBody: Codable, Sendable, Hashable {
     }
 }
 
-/// `PUT /v1/opds/{opd}/quota`: the new quota (whole, not a delta), or a quota class whose quota
-/// the OPD takes (and follows when the class changes). `force` lowers below current use (audited).
-/// An explicit quota gives the OPD a quota of its own: it leaves its class.
+/// `PUT /v1/opds/{opd}/quota`: the new quota (whole, not a delta), some of its amounts
+/// (`change`: the others stay as they are when the ledger applies it, so two admins changing
+/// different amounts at once both win), or a quota class whose quota the OPD takes (and follows
+/// when the class changes). `force` lowers below current use (audited). Amounts give the OPD a
+/// quota of its own: it leaves its class.
 public struct SetQuotaBody: Codable, Sendable, Hashable {
     public var quota: ResourceVector?
+    public var change: QuotaChange?
     public var quotaClass: QuotaClassName?
     public var force: Bool?
-    public init(quota: ResourceVector? = nil, quotaClass: QuotaClassName? = nil, force: Bool? = nil) {
+    public init(quota: ResourceVector? = nil, change: QuotaChange? = nil, quotaClass: QuotaClassName? = nil, force: Bool? = nil) {
         self.quota = quota
+        self.change = change
         self.quotaClass = quotaClass
         self.force = force
+    }
+}
+
+/// New values for some amounts of a quota (absolute values, not deltas); nil keeps an amount.
+/// Storage names only the pools that change.
+public struct QuotaChange: Codable, Sendable, Hashable {
+    public var vcpu: Int?
+    public var memory: ByteSize?
+    public var storage: [String: ByteSize]?
+    public var vms: Int?
+    public var volumes: Int?
+
+    public init(vcpu: Int? = nil, memory: ByteSize? = nil, storage: [String: ByteSize]? = nil, vms: Int? = nil, volumes: Int? = nil) {
+        self.vcpu = vcpu
+        self.memory = memory
+        self.storage = storage
+        self.vms = vms
+        self.volumes = volumes
+    }
+
+    /// True when it changes nothing.
+    public var isEmpty: Bool { vcpu == nil && memory == nil && (storage ?? [:]).isEmpty && vms == nil && volumes == nil }
+
+    /// `quota` with these amounts in place of its own.
+    public func applied(to quota: ResourceVector) -> ResourceVector {
+        var q = quota
+        if let vcpu { q.vcpu = vcpu }
+        if let memory { q.memory = memory }
+        for (pool, size) in storage ?? [:] { q.storage[PoolName(rawValue: pool)] = size }
+        if let vms { q.vms = vms }
+        if let volumes { q.volumes = volumes }
+        return q
     }
 }
 

@@ -44,13 +44,23 @@ extension Ledger {
     /// Replaces an OPD's quota with amounts (the OPD then has a quota of its own and leaves its
     /// class) or with a quota class's (the OPD then follows that class). Lowering below current
     /// use is refused with the numbers unless `force`.
+    ///
+    /// `change` sets some amounts and keeps the others, read and written in the same ledger
+    /// operation (no lost update between two admins changing different amounts).
     public func setQuota(
-        _ id: OPDID, quota: ResourceVector?, quotaClass: QuotaClassName? = nil, force: Bool, by caller: Caller
+        _ id: OPDID, quota: ResourceVector?, change: QuotaChange? = nil, quotaClass: QuotaClassName? = nil, force: Bool,
+        by caller: Caller
     ) async throws -> OPD {
         try await perform { state, now, out in
             var opd = try state.opd(id)
             let newQuota: ResourceVector
-            switch (quota, quotaClass) {
+            if quota != nil, change != nil {
+                throw APIError.badRequest("invalid_quota", "give either the whole quota or a change of some amounts, not both")
+            }
+            if let change, change.isEmpty {
+                throw APIError.badRequest("missing_quota", "the quota change names no amount; give at least one of vcpu, memory, storage, vms, volumes")
+            }
+            switch (quota ?? change.map { $0.applied(to: opd.quota) }, quotaClass) {
             case (let q?, nil):
                 do { try validateQuota(q) } catch let error as CoreError { throw APIError(error) }
                 newQuota = q

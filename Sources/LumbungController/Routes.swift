@@ -113,7 +113,7 @@ struct Routes {
             try auth.requireAdmin()
             let id = OPDID(rawValue: try context.param("opd"))
             let body = try await decodeBody(SetQuotaBody.self, request, context)
-            let opd = try await ledger.setQuota(id, quota: body.quota, quotaClass: body.quotaClass, force: body.force ?? false, by: auth.caller)
+            let opd = try await ledger.setQuota(id, quota: body.quota, change: body.change, quotaClass: body.quotaClass, force: body.force ?? false, by: auth.caller)
             return try json(await ledger.read { $0.opdView(opd) })
         }
     }

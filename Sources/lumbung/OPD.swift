@@ -33,6 +33,18 @@ struct QuotaOptions: ParsableArguments {
     var isEmpty: Bool { vcpu == nil && memory == nil && storage.isEmpty && vms == nil && volumes == nil }
 
     /// `base` with the given dimensions replaced.
+    /// The given amounts as a change (absolute values for the named dimensions only).
+    func change() throws -> QuotaChange {
+        var storageChange: [String: ByteSize] = [:]
+        for (pool, size) in try Input.pools(storage, option: "--storage") { storageChange[pool.rawValue] = size }
+        return QuotaChange(
+            vcpu: try vcpu.map { try Input.vcpu($0, what: "vCPU quota") },
+            memory: try memory.map { try Input.size($0, what: "memory quota") },
+            storage: storageChange.isEmpty ? nil : storageChange,
+            vms: try vms.map { try Input.count($0, what: "VM count") },
+            volumes: try volumes.map { try Input.count($0, what: "volume count") })
+    }
+
     func apply(to base: ResourceVector) throws -> ResourceVector {
         var v = base
         if let vcpu { v.vcpu = try Input.vcpu(vcpu, what: "vCPU quota") }
@@ -183,9 +195,9 @@ extension OPDCommand {
                 if let cls {
                     return (current, try await session.client.setQuota(id, SetQuotaBody(quotaClass: cls, force: force ? true : nil)))
                 }
-                let wanted = try quota.apply(to: current.quota)
-                if wanted.normalized == current.quota.normalized { return (current, current) }
-                let updated = try await session.client.setQuota(id, SetQuotaBody(quota: wanted, force: force ? true : nil))
+                // Only the given amounts are sent: the controller applies them to the quota as it
+                // is then, so a concurrent change of another amount is not overwritten.
+                let updated = try await session.client.setQuota(id, SetQuotaBody(change: try quota.change(), force: force ? true : nil))
                 return (current, updated)
             }
             if global.json { return try Output.json(after) }

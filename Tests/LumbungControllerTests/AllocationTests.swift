@@ -165,6 +165,34 @@ struct AllocationTests {
         await ctl.stop()
     }
 
+    @Test("quota changes of some amounts: concurrent changes of different amounts all survive; bad changes are refused")
+    func concurrentQuotaChanges() async throws {
+        let ctl = try await TestController.start()
+        let admin = try await ctl.adminClient()
+        _ = try await admin.client.createOPD(
+            CreateOPDBody(id: "dinkes", displayName: "Dinas Kesehatan", quota: ResourceVector(vcpu: 8, memory: .gib(16), storage: ["ssd": .tib(1)], vms: 5, volumes: 5)))
+        _ = try await admin.client.addHost(AddHostBody(id: "node-01", capacity: HostCapacity(cpus: 64, memory: .gib(256), pools: ["ssd": .tib(4), "hdd": .tib(8)])))
+        let changes: [QuotaChange] = [
+            QuotaChange(vcpu: 40), QuotaChange(memory: .gib(128)), QuotaChange(storage: ["hdd": .tib(3)]), QuotaChange(vms: 30),
+            QuotaChange(volumes: 12), QuotaChange(storage: ["ssd": .tib(2)]),
+        ]
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for change in changes {
+                group.addTask { _ = try await admin.client.setQuota("dinkes", SetQuotaBody(change: change)) }
+            }
+            try await group.waitForAll()
+        }
+        let quota = try await admin.client.opd("dinkes").quota
+        #expect(quota.normalized == ResourceVector(vcpu: 40, memory: .gib(128), storage: ["ssd": .tib(2), "hdd": .tib(3)], vms: 30, volumes: 12).normalized)
+        #expect(await errorCode { try await admin.client.setQuota("dinkes", SetQuotaBody(change: QuotaChange())) } == "missing_quota")
+        #expect(
+            await errorCode { try await admin.client.setQuota("dinkes", SetQuotaBody(quota: quota, change: QuotaChange(vcpu: 1))) } == "invalid_quota")
+        #expect(await errorCode { try await admin.client.setQuota("dinkes", SetQuotaBody(change: QuotaChange(vcpu: -1))) } == "invalid_amount")
+        #expect(try await admin.client.opd("dinkes").quota == quota)
+        await admin.shutdown()
+        await ctl.stop()
+    }
+
     @Test("refusals name the dimension and the numbers; deleting returns resources once")
     func refusalsAndRelease() async throws {
         let ctl = try await TestController.start()
