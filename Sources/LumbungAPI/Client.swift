@@ -213,6 +213,9 @@ extension LumbungClient {
     public func host(_ id: HostID) async throws(APIClientError) -> HostView { try await send(.GET, "/v1/hosts/\(id)") }
     public func cordon(_ id: HostID) async throws(APIClientError) -> HostView { try await send(.POST, "/v1/hosts/\(id)/cordon") }
     public func uncordon(_ id: HostID) async throws(APIClientError) -> HostView { try await send(.POST, "/v1/hosts/\(id)/uncordon") }
+    public func setHostLabels(_ id: HostID, _ body: SetHostLabelsBody) async throws(APIClientError) -> HostView {
+        try await send(.POST, "/v1/hosts/\(id)/labels", body: body)
+    }
     public func removeHost(_ id: HostID) async throws(APIClientError) -> HostView { try await send(.DELETE, "/v1/hosts/\(id)") }
     /// `POST /v1/hosts/{host}/token`: a new join token for the host's agent.
     public func hostToken(_ id: HostID) async throws(APIClientError) -> AddHostResponse { try await send(.POST, "/v1/hosts/\(id)/token") }

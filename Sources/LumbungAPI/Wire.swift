@@ -170,6 +170,18 @@ public struct QuotaChange: Codable, Sendable, Hashable {
     }
 }
 
+/// `POST /v1/hosts/{host}/labels`: labels to set (or overwrite) and label keys to remove, like
+/// `kubectl label`. Placement, constraints and overcommit by label follow at once; what already
+/// runs on the host stays where it is.
+public struct SetHostLabelsBody: Codable, Sendable, Hashable {
+    public var set: [String: String]?
+    public var remove: [String]?
+    public init(set: [String: String]? = nil, remove: [String]? = nil) {
+        self.set = set
+        self.remove = remove
+    }
+}
+
 /// An OPD with its quota, what it uses and what is left.
 public struct OPDView: Codable, Sendable, Hashable {
     public var id: OPDID

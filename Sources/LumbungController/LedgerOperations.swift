@@ -124,6 +124,31 @@ extension Ledger {
         }
     }
 
+    /// Sets and removes labels of a host (`lumbung host label`). Placement and the policy's
+    /// constraints see the new labels at once; a host that follows the policy gets the
+    /// overcommit ratios of its new labels. VMs and volumes already on the host stay.
+    public func setLabels(_ id: HostID, set: [String: String], remove: [String], by caller: Caller) async throws -> LumbungCore.Host {
+        try await perform { state, now, out in
+            guard var host = state.dc.hosts[id] else { throw APIError.notFound("host \(id)") }
+            if set.isEmpty && remove.isEmpty {
+                throw APIError.badRequest("missing_labels", "name at least one label to set (key=value) or remove (key-)")
+            }
+            try validateLabels(set)
+            for key in remove {
+                do { try HostLabel.validate([key: "x"], what: "label") } catch { throw APIError(error) }
+                if set[key] != nil { throw APIError.badRequest("invalid_label", "label \(key) is both set and removed; give it once") }
+            }
+            let before = host
+            for key in remove { host.labels[key] = nil }
+            for (key, value) in set { host.labels[key] = value }
+            host = state.derivedFromPolicy(host)
+            state.dc.upsertHost(host)
+            out.changes.append(.hostUpdated(host))
+            out.record(caller, "host.label", "host:\(id)", before: before, after: host, at: now)
+            return host
+        }
+    }
+
     /// Cordons (no new placements) or uncordons a host.
     public func setCordon(_ id: HostID, cordoned: Bool, by caller: Caller) async throws -> LumbungCore.Host {
         try await perform { state, now, out in
@@ -628,13 +653,8 @@ func validateOvercommit(_ o: Overcommit) throws {
     }
 }
 
-func validateLabels(_ labels: [String: String]) throws {
-    for (key, value) in labels {
-        let ok = { (s: String, max: Int) in
-            !s.isEmpty && s.count <= max && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_./".contains($0)) } && !s.contains("..")
-        }
-        if !ok(key, 63) || !(value.isEmpty || ok(value, 63)) {
-            throw CoreError(.invalidLabel, "label '\(key)=\(value)' is not accepted; keys and values use 1–63 of a–z, A–Z, 0–9, '-', '_', '.', '/' and no '..'")
-        }
-    }
+/// Host labels, VM and volume selectors and tags all follow ``HostLabel``'s rules (the same as
+/// the policy files), so a label written anywhere can be matched everywhere.
+func validateLabels(_ labels: [String: String], what: String = "label") throws {
+    do { try HostLabel.validate(labels, what: what) } catch { throw APIError(error) }
 }

@@ -164,6 +164,14 @@ struct Routes {
                 return try json(await ledger.read { $0.hostView(host) })
             }
         }
+        router.post("/v1/hosts/:host/labels") { request, context in
+            let auth = try context.auth()
+            try auth.requireAdmin()
+            let id = HostID(rawValue: try context.param("host"))
+            let body = try await decodeBody(SetHostLabelsBody.self, request, context)
+            let host = try await ledger.setLabels(id, set: body.set ?? [:], remove: body.remove ?? [], by: auth.caller)
+            return try json(await ledger.read { $0.hostView(host) })
+        }
         router.delete("/v1/hosts/:host") { _, context in
             let auth = try context.auth()
             try auth.requireAdmin()

@@ -7,8 +7,8 @@ import LumbungCore
 struct HostCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "host",
-        abstract: "Declare, inspect, cordon and remove hosts (admin).",
-        subcommands: [Add.self, List.self, Show.self, Cordon.self, Uncordon.self, Remove.self, Token.self])
+        abstract: "Declare, inspect, label, cordon and remove hosts (admin).",
+        subcommands: [Add.self, List.self, Show.self, Label.self, Cordon.self, Uncordon.self, Remove.self, Token.self])
 }
 
 /// A host named on the command line.
@@ -148,6 +148,41 @@ extension HostCommand {
             let h = try await global.withClient { try await $0.client.host(id) }
             if global.json { return try Output.json(h) }
             printHost(h)
+        }
+    }
+
+    struct Label: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set or remove host labels (placement, constraints and overcommit by label follow).",
+            discussion: """
+                Example: lumbung host label node-01 certified=pdp tier=ssd
+                         lumbung host label node-01 tier-          (removes label tier)
+                What already runs on the host stays there.
+                """)
+
+        @OptionGroup var host: HostArgument
+
+        @Argument(help: ArgumentHelp("key=value to set, key- to remove.", valueName: "label"))
+        var labels: [String] = []
+
+        @OptionGroup var global: GlobalOptions
+
+        func validate() throws { _ = try body() }
+
+        func body() throws -> SetHostLabelsBody {
+            guard !labels.isEmpty else { throw ValidationError("give at least one label: key=value to set, key- to remove") }
+            let removals = labels.filter { $0.hasSuffix("-") && !$0.contains("=") }
+            let settings = try Input.labels(labels.filter { !removals.contains($0) }, option: "label")
+            return SetHostLabelsBody(
+                set: settings.isEmpty ? nil : settings, remove: removals.isEmpty ? nil : removals.map { String($0.dropLast()) })
+        }
+
+        func run() async throws {
+            let id = try host.id()
+            let body = try body()
+            let h = try await global.withClient { try await $0.client.setHostLabels(id, body) }
+            if global.json { return try Output.json(h) }
+            print("Host \(h.id) labels: \(Format.labels(h.labels)); allocatable \(h.allocatable.vcpu) vCPU, \(h.allocatable.memory) memory.")
         }
     }
 

@@ -106,6 +106,7 @@ struct AuthorizationTests {
         ("GET /v1/hosts/node-01", { c, _ in _ = try await c.host("node-01") }, adminOnly()),
         ("POST /v1/hosts/node-01/cordon", { c, _ in _ = try await c.cordon("node-01") }, adminOnly()),
         ("POST /v1/hosts/node-01/uncordon", { c, _ in _ = try await c.uncordon("node-01") }, adminOnly()),
+        ("POST /v1/hosts/node-01/labels", { c, _ in _ = try await c.setHostLabels("node-01", SetHostLabelsBody(set: ["rack": "b"])) }, adminOnly()),
         ("POST /v1/hosts/node-01/token", { c, _ in _ = try await c.hostToken("node-01") }, adminOnly()),
         ("POST /v1/hosts", { c, _ in _ = try await c.addHost(AddHostBody(id: HostID(rawValue: "h\(UInt16.random(in: 0...9999))"), capacity: HostCapacity(cpus: 1, memory: .gib(1)))) }, adminOnly()),
         ("DELETE /v1/hosts/nothere", { c, _ in _ = try await c.removeHost("nothere") }, adminOnly(allowed: .notFound)),

@@ -68,6 +68,49 @@ struct PolicyLifecycleTests {
         await ctl.stop()
     }
 
+    @Test("host labels set and removed later: constraints and overcommit by label follow at once, audited; what runs stays")
+    func hostLabels() async throws {
+        let policies = try PolicyReloadTests.copyOfShipped()
+        let ctl = try await TestController.start { $0.policyDirectory = policies }
+        let admin = try await ctl.adminClient()
+        _ = try await admin.client.createOPD(CreateOPDBody(id: "dinkes", displayName: "Dinas Kesehatan", quota: Self.quota))
+        _ = try await admin.client.addHost(Self.pool("node-01"))
+        let pribadi = VolumeBody(name: "rekam-medis", size: .gib(100), pool: "ssd", tags: ["data": "pribadi"])
+        let unplaced = await errorCode { try await admin.client.createVolume(CreateVolumeBody(opd: "dinkes", volume: pribadi)) }
+        #expect(unplaced == "no_host_fits", "\(String(describing: unplaced))")
+        let before = try await admin.client.host("node-01")
+        #expect(before.overcommit.cpu == 4.0)
+
+        // Certified for personal data, and an SSD tier (placement.yaml gives tier=ssd cpu 2.0).
+        let labelled = try await admin.client.setHostLabels("node-01", SetHostLabelsBody(set: ["certified": "pdp", "tier": "ssd"]))
+        #expect(labelled.labels == ["certified": "pdp", "tier": "ssd"])
+        #expect(labelled.overcommit.cpu == 2.0)
+        #expect(labelled.allocatable.vcpu == (64 - 2) * 2)
+        let volume = try await admin.client.createVolume(CreateVolumeBody(opd: "dinkes", volume: pribadi))
+        #expect(volume.host == "node-01")
+
+        // Removing the certification keeps the volume where it is, but no new personal data goes there.
+        let removed = try await admin.client.setHostLabels("node-01", SetHostLabelsBody(remove: ["certified"]))
+        #expect(removed.labels == ["tier": "ssd"])
+        #expect(try await admin.client.volume("rekam-medis", opd: "dinkes").host == "node-01")
+        let again = VolumeBody(name: "lab", size: .gib(10), pool: "ssd", tags: ["data": "pribadi"])
+        #expect(await errorCode { try await admin.client.createVolume(CreateVolumeBody(opd: "dinkes", volume: again)) } == "no_host_fits")
+        let audit = try await admin.client.audit(limit: 1000).filter { $0.action == "host.label" }
+        #expect(audit.count == 2)
+
+        // Bad input changes nothing.
+        #expect(await errorCode { try await admin.client.setHostLabels("node-01", SetHostLabelsBody()) } == "missing_labels")
+        let badKey = await errorCode { try await admin.client.setHostLabels("node-01", SetHostLabelsBody(set: ["bad/key": "x"])) }
+        #expect(badKey == "invalid_label", "\(String(describing: badKey))")
+        #expect(
+            await errorCode { try await admin.client.setHostLabels("node-01", SetHostLabelsBody(set: ["a": "b"], remove: ["a"])) } == "invalid_label")
+        #expect(await errorCode { try await admin.client.setHostLabels("node-99", SetHostLabelsBody(set: ["a": "b"])) } == "not_found")
+        let finalLabels = try await admin.client.host("node-01").labels
+        #expect(finalLabels == ["tier": "ssd"], "\(finalLabels)")
+        await admin.shutdown()
+        await ctl.stop()
+    }
+
     @Test("per-class limits: an OPD of class kecil may use only pool hdd; another class may use ssd")
     func perClassPools() async throws {
         let policies = try PolicyReloadTests.copyOfShipped()
