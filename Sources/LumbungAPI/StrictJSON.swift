@@ -29,10 +29,7 @@ public enum StrictJSON {
     /// input and the re-encoded value, recursively; keys whose input value is `null` are
     /// ignored (an absent optional). Errors name the offending path.
     public static func decodeStrict<T: Codable>(_ type: T.Type, from data: Data) throws(StrictJSONError) -> T {
-        let input: Any
-        do {
-            input = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
-        } catch {
+        guard let input = JSONShape.parse(Array(data)) else {
             throw StrictJSONError(message: "the body is not valid JSON")
         }
         let value: T
@@ -43,9 +40,7 @@ public enum StrictJSON {
         } catch {
             throw StrictJSONError(message: "the body could not be read: \(error)")
         }
-        guard let reencoded = try? encoder().encode(value),
-            let shape = try? JSONSerialization.jsonObject(with: reencoded, options: [.fragmentsAllowed])
-        else {
+        guard let reencoded = try? encoder().encode(value), let shape = JSONShape.parse(Array(reencoded)) else {
             return value
         }
         if let path = firstUnknown(input: input, known: shape, path: "") {
@@ -54,25 +49,27 @@ public enum StrictJSON {
         return value
     }
 
-    private static func firstUnknown(input: Any, known: Any, path: String) -> String? {
-        if let i = input as? [String: Any] {
-            guard let k = known as? [String: Any] else { return nil }
+    private static func firstUnknown(input: JSONShape, known: JSONShape, path: String) -> String? {
+        switch (input, known) {
+        case (.object(let i), .object(let k)):
             for key in i.keys.sorted() {
                 let child = path.isEmpty ? key : "\(path).\(key)"
+                let value = i[key]!
                 guard let kv = k[key] else {
-                    if i[key] is NSNull { continue }
+                    if case .null = value { continue }
                     return child
                 }
-                if let found = firstUnknown(input: i[key]!, known: kv, path: child) { return found }
+                if let found = firstUnknown(input: value, known: kv, path: child) { return found }
             }
             return nil
-        }
-        if let i = input as? [Any], let k = known as? [Any] {
+        case (.array(let i), .array(let k)):
             for (index, element) in i.enumerated() where index < k.count {
                 if let found = firstUnknown(input: element, known: k[index], path: "\(path)[\(index)]") { return found }
             }
+            return nil
+        default:
+            return nil
         }
-        return nil
     }
 
     /// A sentence for a decoding error: which field, and what was expected.

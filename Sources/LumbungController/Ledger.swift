@@ -259,6 +259,7 @@ public actor Ledger {
 // MARK: - Helpers used by the operations
 
 func auditJSON<T: Encodable>(_ value: T?) -> String? {
+    if let vm = value as? VM, let text = FastJSON.vm(vm) { return text }
     guard let value, let data = try? StrictJSON.encode(value) else { return nil }
     return String(decoding: data, as: UTF8.self)
 }
