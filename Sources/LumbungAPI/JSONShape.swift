@@ -6,7 +6,10 @@ indirect enum JSONShape {
     case object([String: JSONShape])
     case array([JSONShape])
     case null
-    case scalar
+    case string(String)
+    /// The number's text as written (valid JSON number syntax).
+    case number(Substring)
+    case bool(Bool)
 
     /// Parses `bytes`; nil when they are not one valid JSON value.
     static func parse(_ bytes: [UInt8]) -> JSONShape? {
@@ -14,10 +17,19 @@ indirect enum JSONShape {
         return scanner.document()
     }
 
+    /// Parses `bytes`; also tells whether an object had the same key twice.
+    static func parse(_ bytes: [UInt8], duplicateKeys: inout Bool) -> JSONShape? {
+        var scanner = Scanner(bytes: bytes)
+        let shape = scanner.document()
+        duplicateKeys = scanner.duplicateKeys
+        return shape
+    }
+
     private struct Scanner {
         let bytes: [UInt8]
         var i = 0
         var depth = 0
+        var duplicateKeys = false
 
         init(bytes: [UInt8]) { self.bytes = bytes }
 
@@ -42,11 +54,14 @@ indirect enum JSONShape {
             switch bytes[i] {
             case UInt8(ascii: "{"): return object()
             case UInt8(ascii: "["): return array()
-            case UInt8(ascii: "\""): return string() == nil ? nil : .scalar
-            case UInt8(ascii: "t"): return literal("true") ? .scalar : nil
-            case UInt8(ascii: "f"): return literal("false") ? .scalar : nil
+            case UInt8(ascii: "\""): return string().map { .string($0) }
+            case UInt8(ascii: "t"): return literal("true") ? .bool(true) : nil
+            case UInt8(ascii: "f"): return literal("false") ? .bool(false) : nil
             case UInt8(ascii: "n"): return literal("null") ? .null : nil
-            default: return number() ? .scalar : nil
+            default:
+                let start = i
+                guard number() else { return nil }
+                return .number(Substring(decoding: bytes[start..<i], as: UTF8.self))
             }
         }
 
@@ -187,7 +202,7 @@ indirect enum JSONShape {
                 i += 1
                 skipSpace()
                 guard let v = value() else { return nil }
-                members[key] = v
+                if members.updateValue(v, forKey: key) != nil { duplicateKeys = true }
                 skipSpace()
                 guard i < bytes.count else { return nil }
                 if bytes[i] == UInt8(ascii: ",") {

@@ -196,7 +196,7 @@ public actor Ledger {
                 let started = ContinuousClock.now
                 uncommitted = true
                 do {
-                    try await store.commit(all.changes, audit: all.audit)
+                    try store.commitBlocking(all.changes, audit: all.audit)
                     commitTimer.recordInterval(since: started)
                     uncommitted = false
                 } catch {

@@ -77,6 +77,19 @@ extension Store {
         }
     }
 
+    /// ``commit(_:audit:)`` on the calling thread: no hop to the writer's queue and back, which
+    /// the ledger actor would otherwise pay twice per batch (it has nothing else to do while its
+    /// batch commits). Same transaction, same durability.
+    public func commitBlocking(_ changes: [LedgerChange], audit: [AuditInput]) throws {
+        let identity = changes.contains { if case .hostRemoved = $0 { true } else { false } }
+        try write("committing \(changes.count) ledger change(s)", identity: identity) { db in
+            for change in changes {
+                try Ledger.apply(change, firstAuditAt: audit.first?.at, db)
+            }
+            try AuditChain.append(audit, db)
+        }
+    }
+
     /// Reads hosts, OPDs, VMs, volumes (including deleted ones) and requests from one snapshot.
     public func loadState() throws -> StoredState {
         try read("loading the state") { db in
