@@ -12,6 +12,13 @@ func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws ->
     return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
 }
 
+/// A response whose JSON is already encoded (with `StrictJSON`).
+func json(text: String, status: HTTPResponse.Status = .ok) -> Response {
+    var headers = HTTPFields()
+    headers[.contentType] = "application/json"
+    return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+}
+
 /// Reads a JSON body strictly: size-limited, valid JSON, no unknown fields.
 func decodeBody<T: Codable>(_ type: T.Type, _ request: Request, _ context: LumbungContext) async throws -> T {
     if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > context.maxUploadSize {

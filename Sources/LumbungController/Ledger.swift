@@ -198,7 +198,7 @@ public actor Ledger {
                 let started = ContinuousClock.now
                 uncommitted = true
                 do {
-                    try await store.commit(all.changes, audit: all.audit)
+                    try store.commitBlocking(all.changes, audit: all.audit)
                     commitTimer.recordInterval(since: started)
                     uncommitted = false
                 } catch {
@@ -261,6 +261,7 @@ public actor Ledger {
 // MARK: - Helpers used by the operations
 
 func auditJSON<T: Encodable>(_ value: T?) -> String? {
+    if let vm = value as? VM, let text = FastJSON.vm(vm) { return text }
     guard let value, let data = try? StrictJSON.encode(value) else { return nil }
     return String(decoding: data, as: UTF8.self)
 }

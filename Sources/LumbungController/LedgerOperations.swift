@@ -191,6 +191,18 @@ extension Ledger {
         }
     }
 
+    /// ``allocateVM(opd:spec:force:by:)``, also returning the VM as the JSON text its audit entry
+    /// already holds (`StrictJSON`, the same bytes `json(vm)` would encode), so the route answers
+    /// without encoding the VM a second time.
+    func allocateVMWithJSON(opd: OPDID, spec: VMSpec, force: Bool = false, by caller: Caller) async throws -> (vm: VM, json: String?) {
+        try await perform { state, now, out in
+            let vm = try state.allocateVM(
+                opd: opd, spec: spec, caller: caller, now: now, request: nil, out: &out, strategy: self.settings.strategy, force: force)
+            let target = "vm:\(vm.id)"
+            return (vm, out.audit.first { $0.action == "vm.allocate" && $0.target == target }?.after)
+        }
+    }
+
     /// Allocates a volume to an OPD at once (admin).
     public func allocateVolume(opd: OPDID, spec: VolumeSpec, force: Bool = false, by caller: Caller) async throws -> Volume {
         try await perform { state, now, out in

@@ -228,7 +228,9 @@ struct Routes {
             try auth.requireAdmin()
             let body = try await decodeBody(CreateVMBody.self, request, context)
             let spec = body.vm.spec(defaultPool: try await defaultPool(body.vm.pool))
-            return try json(try await ledger.allocateVM(opd: body.opd, spec: spec, force: body.force ?? false, by: auth.caller), status: .created)
+            let (vm, text) = try await ledger.allocateVMWithJSON(opd: body.opd, spec: spec, force: body.force ?? false, by: auth.caller)
+            if let text { return json(text: text, status: .created) }
+            return try json(vm, status: .created)
         }
         router.post("/v1/vms/place") { request, context in
             let auth = try context.auth()

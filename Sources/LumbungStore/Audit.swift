@@ -193,15 +193,20 @@ public enum AuditChain {
         seq: Int64, atMillis: Int64, actor: String, role: String, action: String, target: String, opd: String?,
         before: String?, after: String?, requestID: String?, policyHash: String?
     ) -> [UInt8] {
-        var out = Array("lumbung-audit-v1;".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(
+            160 + actor.utf8.count + action.utf8.count + target.utf8.count + (before?.utf8.count ?? 0) + (after?.utf8.count ?? 0)
+                + (policyHash?.utf8.count ?? 0))
+        out.append(contentsOf: "lumbung-audit-v1;".utf8)
         func field(_ value: String?) {
             guard let value else {
-                out += Array("~;".utf8)
+                out.append(UInt8(ascii: "~"))
+                out.append(UInt8(ascii: ";"))
                 return
             }
-            let bytes = Array(value.utf8)
-            out += Array("\(bytes.count):".utf8)
-            out += bytes
+            out.append(contentsOf: String(value.utf8.count).utf8)
+            out.append(UInt8(ascii: ":"))
+            out.append(contentsOf: value.utf8)
             out.append(UInt8(ascii: ";"))
         }
         field(String(seq))
@@ -237,31 +242,47 @@ public enum AuditChain {
     // MARK: - Inside a transaction
 
     static func head(_ db: Database) throws -> AuditHead? {
-        let rows = try MetaRow.filter(Column("name") == "audit_head_seq" || Column("name") == "audit_head_hash").fetchAll(db)
-        guard let seqText = rows.first(where: { $0.name == "audit_head_seq" })?.value,
-            let seq = Int64(seqText),
-            let hash = rows.first(where: { $0.name == "audit_head_hash" })?.value
-        else { return nil }
+        let statement = try db.cachedStatement(sql: "SELECT name, value FROM meta WHERE name IN ('audit_head_seq', 'audit_head_hash')")
+        var seq: Int64?
+        var hash: String?
+        let rows = try Row.fetchCursor(statement)
+        while let row = try rows.next() {
+            let name: String = row[0]
+            let value: String = row[1]
+            if name == "audit_head_seq" { seq = Int64(value) } else { hash = value }
+        }
+        guard let seq, let hash else { return nil }
         return AuditHead(seq: seq, hash: hash)
     }
 
-    /// Appends entries after the current head and moves the head, in the caller's transaction.
+    /// Appends entries after the current head and moves the head, in the caller's transaction
+    /// (cached statements: this runs in every commit).
     static func append(_ inputs: [AuditInput], _ db: Database) throws {
         guard !inputs.isEmpty else { return }
         guard var head = try head(db) else {
             throw StoreError.corrupt("no audit head in the meta table")
         }
+        let insert = try db.cachedStatement(
+            sql: """
+                INSERT INTO audit (seq, at, actor, role, action, target, opd, before, after, request_id, policy_hash, prev_hash, hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
         for input in inputs {
             var row = AuditRow(
                 seq: head.seq + 1, at: Millis.from(input.at), actor: input.actor, role: input.role, action: input.action,
                 target: input.target, opd: input.opd?.rawValue, before: input.before, after: input.after,
                 requestId: input.requestID, policyHash: input.policyHash, prevHash: head.hash, hash: "")
             row.hash = hash(of: row)
-            try row.insert(db)
+            try insert.execute(arguments: [
+                row.seq, row.at, row.actor, row.role, row.action, row.target, row.opd, row.before, row.after, row.requestId, row.policyHash,
+                row.prevHash, row.hash,
+            ])
             head = AuditHead(seq: row.seq, hash: row.hash)
         }
-        try MetaRow(name: "audit_head_seq", value: String(head.seq)).upsert(db)
-        try MetaRow(name: "audit_head_hash", value: head.hash).upsert(db)
+        let setHead = try db.cachedStatement(
+            sql: "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+        try setHead.execute(arguments: ["audit_head_seq", String(head.seq)])
+        try setHead.execute(arguments: ["audit_head_hash", head.hash])
     }
 
     /// The last pruned entry (seq 0 and ``genesis`` while nothing was pruned).

@@ -21,6 +21,8 @@ enum Millis {
 /// JSON text columns (labels, observations, request payloads): sorted keys, dates as Unix milliseconds.
 enum JSONColumn {
     static func encode<T: Encodable>(_ value: T) throws -> String {
+        // Empty label and tag maps are most of them: the encoder's exact output, without the encoder.
+        if let map = value as? [String: String], map.isEmpty { return "{}" }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .custom { date, encoder in

@@ -198,6 +198,28 @@ struct VMRow: StoreRow {
     var observed: String?
     var tags: String
 
+    static let insertSQL = """
+        INSERT INTO vms (id, opd, name, vcpu, memory, disk, pool, app, image, required_labels, forbidden_labels, host, state,
+                         desired_power, created_at, observed, tags)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """
+
+    static let updateSQL = """
+        UPDATE vms SET opd = ?, name = ?, vcpu = ?, memory = ?, disk = ?, pool = ?, app = ?, image = ?, required_labels = ?,
+                       forbidden_labels = ?, host = ?, state = ?, desired_power = ?, created_at = ?, observed = ?, tags = ?
+        WHERE id = ?
+        """
+
+    /// The values of ``insertSQL``, in its column order.
+    var arguments: StatementArguments {
+        [id, opd, name, vcpu, memory, disk, pool, app, image, requiredLabels, forbiddenLabels, host, state, desiredPower, createdAt, observed, tags]
+    }
+
+    /// The values of ``updateSQL``, in its order (the id last).
+    var updateArguments: StatementArguments {
+        [opd, name, vcpu, memory, disk, pool, app, image, requiredLabels, forbiddenLabels, host, state, desiredPower, createdAt, observed, tags, id]
+    }
+
     init(_ vm: VM) throws {
         tags = try JSONColumn.encode(vm.spec.tags)
         id = vm.id.rawValue

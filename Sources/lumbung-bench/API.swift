@@ -3,6 +3,8 @@ import Logging
 import LumbungAPI
 import LumbungController
 import LumbungCore
+import NIOCore
+import NIOPosix
 import ServiceLifecycle
 
 /// Latency percentiles of a set of calls, in milliseconds (nearest rank).
@@ -46,6 +48,10 @@ struct AllocationRun: Codable, Sendable {
     var errors: [String: Int]
     /// The ledger's group commits during this phase.
     var ledger: LedgerStats?
+    /// CPU time (user + system) of the whole process — clients and controller — during this
+    /// phase (`getrusage`), and per succeeded allocation.
+    var cpuSeconds: Double?
+    var cpuMillisecondsPerAllocation: Double?
 }
 
 /// (b) Durable allocations through the real HTTPS API (mutual TLS), plus the same through the ledger directly.
@@ -54,6 +60,8 @@ struct APIResult: Codable, Sendable {
     var cordonedHosts: Int
     var opds: Int
     var strategy: String
+    /// The HTTP client of the measured calls (`raw`: SwiftNIO + NIOSSL; `ahc`: AsyncHTTPClient).
+    var client: String?
     /// Declaring every host through the API (`POST /v1/hosts`, each also issues a join token), with `clients` concurrent clients.
     var hostSetupSeconds: Double
     var hostsDeclaredPerSecond: Double
@@ -82,6 +90,15 @@ struct APIBenchOptions: Sendable {
     var stateParent: String
     var keepState: Bool
     var seed: UInt64
+    var client: ClientKind
+}
+
+/// The load generator's HTTP client for the measured allocations.
+enum ClientKind: String, Codable, Sendable, CaseIterable {
+    /// ``RawHTTPSClient``: SwiftNIO + NIOSSL, one keep-alive connection per client (default).
+    case raw
+    /// `LumbungClient` (AsyncHTTPClient), as the CLI uses it.
+    case ahc
 }
 
 /// A controller running in this process: a fresh state directory, a real SQLite file, HTTPS with mutual TLS on 127.0.0.1.
@@ -166,10 +183,12 @@ enum APIBench {
         let adminCredentials = try await services.localCredentials(for: "admin")
         let admin = try LumbungClient(baseURL: controller.baseURL, credentials: adminCredentials)
         var clients = [admin]
+        var credentialsList = [adminCredentials]
         for i in 1..<max(1, o.clients) {
             let name = UserID(rawValue: "bench-admin-\(i)")
             _ = try await admin.addUser(AddUserBody(name: name, role: .admin, opd: nil))
             let credentials = try await services.localCredentials(for: name.rawValue)
+            credentialsList.append(credentials)
             clients.append(try LumbungClient(baseURL: controller.baseURL, credentials: credentials))
         }
         let pool = clients
@@ -196,11 +215,43 @@ enum APIBench {
             "  \(o.hosts) hosts: declared through the API in \(format(seconds: setupSeconds)) s (\(format(rate: Double(o.hosts) / setupSeconds)) hosts/s), \(cordoned.count) cordoned"
         )
 
+        // The measured calls' clients: one connection each, with the same certificates.
+        let call: VMCall
+        var raw: [RawHTTPSClient] = []
+        switch o.client {
+        case .ahc:
+            call = { worker, body in
+                do {
+                    _ = try await pool[worker].createVM(body)
+                    return nil
+                } catch {
+                    return (error as? APIClientError)?.code ?? "other"
+                }
+            }
+        case .raw:
+            for credentials in credentialsList {
+                raw.append(try await RawHTTPSClient.connect(port: controller.port, credentials: credentials, group: MultiThreadedEventLoopGroup.singleton))
+            }
+            let connections = raw
+            call = { worker, body in
+                do {
+                    let reply = try await connections[worker].post("/v1/vms", json: ByteBuffer(string: RawHTTPSClient.json(body)))
+                    if reply.status == 201 { return nil }
+                    let error = try? StrictJSON.decoder().decode(APIErrorBody.self, from: Data(reply.body.readableBytesView))
+                    return error?.error.code ?? "http_\(reply.status)"
+                } catch {
+                    return "transport"
+                }
+            }
+        }
+        defer { for connection in raw { Task { await connection.close() } } }
+
         // Warm-up, then the measured run.
         let warm = try await allocate(
-            clients: pool, total: o.warmup, opds: opdIDs, prefix: "w", seed: o.seed ^ 0x7761_726D, clock: clock)
+            call: call, workers: pool.count, total: o.warmup, opds: opdIDs, prefix: "w", seed: o.seed ^ 0x7761_726D, clock: clock)
         progress("  \(o.hosts) hosts: warm-up \(warm.succeeded)/\(warm.attempted) allocated")
-        let api = try await allocate(clients: pool, total: o.allocations, opds: opdIDs, prefix: "a", seed: o.seed ^ 0x6170_6921, clock: clock)
+        let api = try await allocate(
+            call: call, workers: pool.count, total: o.allocations, opds: opdIDs, prefix: "a", seed: o.seed ^ 0x6170_6921, clock: clock)
         progress(
             "  \(o.hosts) hosts: API \(format(rate: api.perSecond)) allocations/s, p50 \(format(ms: api.latencyMilliseconds.p50)) ms, p99 \(format(ms: api.latencyMilliseconds.p99)) ms, \(api.attempted - api.succeeded) errors"
         )
@@ -218,7 +269,7 @@ enum APIBench {
         let vmsInLedger = await services.ledger.read { s in s.dc.vms.values.reduce(0) { $0 + ($1.state == .deleted ? 0 : 1) } }
         let acknowledged = warm.succeeded + api.succeeded + (direct?.succeeded ?? 0)
         return APIResult(
-            hosts: o.hosts, cordonedHosts: cordoned.count, opds: o.opds, strategy: o.strategy.rawValue,
+            hosts: o.hosts, cordonedHosts: cordoned.count, opds: o.opds, strategy: o.strategy.rawValue, client: o.client.rawValue,
             hostSetupSeconds: setupSeconds, hostsDeclaredPerSecond: Double(o.hosts) / setupSeconds,
             warmupAllocations: warm.succeeded, api: api, ledgerDirect: direct,
             verified: vmsInLedger == acknowledged, vmsInLedger: vmsInLedger, processRSSMiB: residentMiB())
@@ -249,18 +300,20 @@ enum APIBench {
         var end: ContinuousClock.Instant
     }
 
+    /// One `POST /v1/vms` by client `worker`: nil when it succeeded, else the error code.
+    typealias VMCall = @Sendable (_ worker: Int, _ body: CreateVMBody) async -> String?
+
     /// Every client allocates its share of `total` VMs back to back (`POST /v1/vms`), timing each call.
     static func allocate(
-        clients: [LumbungClient], total: Int, opds: [OPDID], prefix: String, seed: UInt64, clock: ContinuousClock
+        call: @escaping VMCall, workers: Int, total: Int, opds: [OPDID], prefix: String, seed: UInt64, clock: ContinuousClock
     ) async throws -> AllocationRun {
-        try await timed(workers: clients.count, total: total, clock: clock) { worker, share in
-            let client = clients[worker]
+        try await timed(workers: workers, total: total, clock: clock) { worker, share in
             var rng = SeededGenerator(seed: seed &+ UInt64(worker))
             var run = WorkerRun(end: clock.now)
             run.latencies.reserveCapacity(share)
             for i in 0..<share {
                 let spec = Fixtures.vmSpec(name: "\(prefix)-c\(worker)-\(i)", rng: &rng)
-                let opd = opds[(worker + i * clients.count) % opds.count]
+                let opd = opds[(worker + i * workers) % opds.count]
                 let body = CreateVMBody(
                     opd: opd,
                     vm: VMBody(
@@ -268,11 +321,10 @@ enum APIBench {
                         requireLabels: spec.requiredLabels.isEmpty ? nil : spec.requiredLabels,
                         forbidLabels: spec.forbiddenLabels.isEmpty ? nil : spec.forbiddenLabels))
                 let start = clock.now
-                do {
-                    _ = try await client.createVM(body)
+                if let code = await call(worker, body) {
+                    run.errors[code, default: 0] += 1
+                } else {
                     run.succeeded += 1
-                } catch {
-                    run.errors[(error as? APIClientError)?.code ?? "other", default: 0] += 1
                 }
                 run.latencies.append(clock.now - start)
             }
@@ -313,6 +365,7 @@ enum APIBench {
         workers: Int, total: Int, clock: ContinuousClock, _ body: @escaping @Sendable (Int, Int) async throws -> WorkerRun
     ) async throws -> AllocationRun {
         LedgerProbe.shared.reset()
+        let cpuStart = processCPUSeconds()
         let start = clock.now
         let runs = try await withThrowingTaskGroup(of: WorkerRun.self) { group in
             for w in 0..<workers {
@@ -324,6 +377,7 @@ enum APIBench {
             return all
         }
         let end = runs.map(\.end).max() ?? start
+        let cpu = processCPUSeconds() - cpuStart
         let seconds = (end - start).seconds
         let ledger = LedgerProbe.shared.stats(wallSeconds: seconds)
         let succeeded = runs.reduce(0) { $0 + $1.succeeded }
@@ -332,7 +386,16 @@ enum APIBench {
         return AllocationRun(
             concurrency: workers, attempted: total, succeeded: succeeded, seconds: seconds,
             perSecond: seconds > 0 ? Double(succeeded) / seconds : 0,
-            latencyMilliseconds: Latency(runs.flatMap(\.latencies)), errors: errors, ledger: ledger.batches > 0 ? ledger : nil)
+            latencyMilliseconds: Latency(runs.flatMap(\.latencies)), errors: errors, ledger: ledger.batches > 0 ? ledger : nil,
+            cpuSeconds: cpu, cpuMillisecondsPerAllocation: succeeded > 0 ? cpu * 1000 / Double(succeeded) : nil)
+    }
+
+    /// User + system CPU seconds of this process so far.
+    static func processCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1_000_000 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 
     /// VmRSS of this process from /proc (nil elsewhere).

@@ -60,6 +60,9 @@ struct Speed: AsyncParsableCommand {
     @Option(help: "VMs allocated through the ledger in process after the API run (diagnostic, no HTTP/TLS); 0 skips it.")
     var ledgerDirect = 2000
 
+    @Option(help: "HTTP client of the measured API calls: raw (SwiftNIO + NIOSSL, one keep-alive mTLS connection per client) or ahc (AsyncHTTPClient, as the CLI).")
+    var client: ClientKind = .raw
+
     @Option(help: "Placement strategy for both parts.")
     var strategy: StrategyOption = .binpack
 
@@ -124,7 +127,7 @@ struct Speed: AsyncParsableCommand {
             for count in (apiHosts ?? hosts).values {
                 let options = APIBenchOptions(
                     hosts: count, opds: opds, clients: clients, allocations: allocations, warmup: warmup, ledgerDirect: ledgerDirect,
-                    strategy: strategy.strategy, stateParent: stateParent, keepState: keepState, seed: seed)
+                    strategy: strategy.strategy, stateParent: stateParent, keepState: keepState, seed: seed, client: client)
                 report.api.append(try await APIBench.run(options, logger: logger, progress: progress))
             }
         }
@@ -164,6 +167,8 @@ enum StrategyOption: String, ExpressibleByArgument, CaseIterable, Sendable {
         }
     }
 }
+
+extension ClientKind: ExpressibleByArgument {}
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
     case table, json

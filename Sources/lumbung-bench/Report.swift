@@ -55,7 +55,7 @@ struct Report: Codable, Sendable {
         if !api.isEmpty {
             out += "\n(b) Durable allocations through HTTPS + mutual TLS — \(clients) clients, \(format(count: allocations)) allocations after \(warmup) warm-up\n"
             out += Self.grid(
-                ["hosts", "setup hosts/s", "alloc/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "errors", "ledger alloc/s", "ledger p50/p99 ms", "verified"],
+                ["hosts", "setup hosts/s", "alloc/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "errors", "CPU ms/alloc", "ledger alloc/s", "ledger p50/p99 ms", "ledger CPU ms/alloc", "verified"],
                 api.map { a in
                     let errors = a.api.attempted - a.api.succeeded
                     let ledger = a.ledgerDirect
@@ -64,8 +64,10 @@ struct Report: Codable, Sendable {
                         format(ms: a.api.latencyMilliseconds.p50), format(ms: a.api.latencyMilliseconds.p99),
                         format(ms: a.api.latencyMilliseconds.p999), format(ms: a.api.latencyMilliseconds.max),
                         errors == 0 ? "0" : "\(errors) " + a.api.errors.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","),
+                        a.api.cpuMillisecondsPerAllocation.map { format(ms: $0) } ?? "-",
                         ledger.map { format(rate: $0.perSecond) } ?? "-",
                         ledger.map { "\(format(ms: $0.latencyMilliseconds.p50))/\(format(ms: $0.latencyMilliseconds.p99))" } ?? "-",
+                        ledger?.cpuMillisecondsPerAllocation.map { format(ms: $0) } ?? "-",
                         a.verified ? "yes" : "NO (\(a.vmsInLedger) VMs)",
                     ]
                 })
