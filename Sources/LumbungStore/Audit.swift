@@ -241,15 +241,20 @@ public enum AuditChain {
 
     // MARK: - Inside a transaction
 
-    static func head(_ db: Database) throws -> AuditHead? {
-        let statement = try db.cachedStatement(sql: "SELECT name, value FROM meta WHERE name IN ('audit_head_seq', 'audit_head_hash')")
+    static func head(_ db: Database) throws -> AuditHead? { try position("audit_head", db) }
+
+    /// A chain position kept in `meta` as `<prefix>_seq` and `<prefix>_hash` (the head, the base);
+    /// nil when either row is missing.
+    private static func position(_ prefix: String, _ db: Database) throws -> AuditHead? {
+        let statement = try db.cachedStatement(sql: "SELECT name, value FROM meta WHERE name IN (?, ?)")
+        statement.setUncheckedArguments([prefix + "_seq", prefix + "_hash"])
         var seq: Int64?
         var hash: String?
         let rows = try Row.fetchCursor(statement)
         while let row = try rows.next() {
             let name: String = row[0]
             let value: String = row[1]
-            if name == "audit_head_seq" { seq = Int64(value) } else { hash = value }
+            if name == prefix + "_seq" { seq = Int64(value) } else { hash = value }
         }
         guard let seq, let hash else { return nil }
         return AuditHead(seq: seq, hash: hash)
@@ -287,11 +292,7 @@ public enum AuditChain {
 
     /// The last pruned entry (seq 0 and ``genesis`` while nothing was pruned).
     static func base(_ db: Database) throws -> AuditHead {
-        let rows = try MetaRow.filter(Column("name") == "audit_base_seq" || Column("name") == "audit_base_hash").fetchAll(db)
-        guard let seqText = rows.first(where: { $0.name == "audit_base_seq" })?.value, let seq = Int64(seqText),
-            let hash = rows.first(where: { $0.name == "audit_base_hash" })?.value
-        else { return AuditHead(seq: 0, hash: genesis) }
-        return AuditHead(seq: seq, hash: hash)
+        try position("audit_base", db) ?? AuditHead(seq: 0, hash: genesis)
     }
 
     /// Deletes the entries older than `keepSince` at the start of the log (a prefix: the first
