@@ -65,6 +65,7 @@ let package = Package(
                 "LumbungCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             exclude: ["README.md"],
             swiftSettings: swiftSettings

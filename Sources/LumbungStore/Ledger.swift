@@ -102,14 +102,26 @@ extension Store {
     /// ``commit(_:audit:)`` on the calling thread: no hop to the writer's queue and back, which
     /// the ledger actor would otherwise pay twice per batch (it has nothing else to do while its
     /// batch commits). Same transaction, same durability.
-    public func commitBlocking(_ changes: [LedgerChange], audit: [AuditInput]) throws {
+    @discardableResult
+    public func commitBlocking(_ changes: [LedgerChange], audit: [AuditInput]) throws -> DurabilityTicket {
+        let ticket = try commitStaged(changes, audit: audit)
+        try flusher.syncNow()
+        return ticket
+    }
+
+    /// ``commitBlocking(_:audit:)`` without waiting for the flush: the transaction is committed
+    /// (visible to readers, in the WAL file) when this returns, and durable once the returned
+    /// ticket is (``whenDurable(_:_:)``). The ledger answers its callers only then; meanwhile it
+    /// decides and commits the next batch, so one flush can cover several batches.
+    public func commitStaged(_ changes: [LedgerChange], audit: [AuditInput]) throws -> DurabilityTicket {
         let identity = changes.contains { if case .hostRemoved = $0 { true } else { false } }
-        try write("committing \(changes.count) ledger change(s)", identity: identity) { db in
+        let (_, ticket) = try writeStaged("committing \(changes.count) ledger change(s)", identity: identity) { db in
             for change in changes {
                 try Ledger.apply(change, firstAuditAt: audit.first?.at, db)
             }
             try AuditChain.append(audit, db)
         }
+        return ticket
     }
 
     /// The policy set recorded by the last ``LedgerChange/policyInstalled(_:)``; nil when none was

@@ -91,6 +91,15 @@ struct APIBenchOptions: Sendable {
     var keepState: Bool
     var seed: UInt64
     var client: ClientKind
+    /// The ledger's group-commit window; nil keeps the controller's default.
+    var batchWindow: Duration?
+    /// ``LedgerSettings/pipelinedFlush``.
+    var pipelinedFlush = true
+}
+
+/// `--flush`: how the ledger waits for the WAL flush.
+enum FlushMode: String, Codable, Sendable, CaseIterable {
+    case pipelined, blocking
 }
 
 /// The load generator's HTTP client for the measured allocations.
@@ -119,12 +128,16 @@ final class BenchController: Sendable {
         self.runTask = runTask
     }
 
-    static func start(directory: String, strategy: PlacementStrategy, logger: Logger) async throws -> BenchController {
+    static func start(
+        directory: String, strategy: PlacementStrategy, batchWindow: Duration? = nil, pipelinedFlush: Bool = true, logger: Logger
+    ) async throws -> BenchController {
         _ = try StateDirectory.initialize(directory: directory, name: "bench-dc", addresses: ["localhost", "127.0.0.1"])
         var config = ControllerConfig(name: "bench-dc", stateDirectory: directory)
         config.host = "127.0.0.1"
         config.port = 0
         config.ledger.strategy = strategy
+        if let batchWindow { config.ledger.batchWindow = batchWindow }
+        config.ledger.pipelinedFlush = pipelinedFlush
         // Declared hosts stay `enrolled` (no agents here); keep the sweeper out of the measurement.
         config.ledger.heartbeatTimeout = .seconds(3600)
         config.sweepInterval = .seconds(3600)
@@ -160,7 +173,7 @@ enum APIBench {
         defer {
             if !o.keepState { try? FileManager.default.removeItem(atPath: directory) }
         }
-        let controller = try await BenchController.start(directory: directory, strategy: o.strategy, logger: logger)
+        let controller = try await BenchController.start(directory: directory, strategy: o.strategy, batchWindow: o.batchWindow, pipelinedFlush: o.pipelinedFlush, logger: logger)
         do {
             let result = try await measure(o, controller, progress: progress)
             await controller.stop()

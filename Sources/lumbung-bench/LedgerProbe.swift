@@ -2,27 +2,36 @@ import Foundation
 import Metrics
 
 /// What the ledger reported through swift-metrics during one phase: how many operations each
-/// group commit carried and how long the commits (SQLite transaction + fsync) took.
+/// group commit carried, how long the commits (SQLite transaction) took, and how long an
+/// operation took from queueing to its answer (including the WAL flush).
 struct LedgerStats: Codable, Sendable {
     var batches: Int
     var meanBatchSize: Double
     var maxBatchSize: Int
     var commitMilliseconds: Latency
+    /// Operations from queueing to answer (deciding, committing, waiting for the flush).
+    var operationMilliseconds: Latency
+    /// The store's WAL flushes (`fdatasync`).
+    var flushMilliseconds: Latency
     /// Fraction of the phase's wall time spent inside commits (the rest: decisions, copying state, HTTP, clients).
     var commitShareOfWallTime: Double
 }
 
-/// A metrics backend that keeps only the ledger's batch sizes (`lumbung_ledger_batch_size`) and
-/// commit durations (`lumbung_ledger_commit_duration_seconds`); every other metric is dropped.
+/// A metrics backend that keeps only the ledger's batch sizes (`lumbung_ledger_batch_size`),
+/// commit durations (`lumbung_ledger_commit_duration_seconds`), operation durations
+/// (`lumbung_ledger_operation_duration_seconds`) and the store's WAL flushes
+/// (`lumbung_store_flush_duration_seconds`); every other metric is dropped.
 final class LedgerProbe: MetricsFactory, @unchecked Sendable {
     static let shared = LedgerProbe()
 
     private let lock = NSLock()
     private var batchSizes: [Int64] = []
     private var commitNanoseconds: [Int64] = []
+    private var operationNanoseconds: [Int64] = []
+    private var flushNanoseconds: [Int64] = []
 
     final class Handler: RecorderHandler, TimerHandler, @unchecked Sendable {
-        enum Kind { case batch, commit }
+        enum Kind { case batch, commit, operation, flush }
         let probe: LedgerProbe
         let kind: Kind
         init(probe: LedgerProbe, kind: Kind) {
@@ -40,6 +49,8 @@ final class LedgerProbe: MetricsFactory, @unchecked Sendable {
         switch kind {
         case .batch: batchSizes.append(value)
         case .commit: commitNanoseconds.append(value)
+        case .operation: operationNanoseconds.append(value)
+        case .flush: flushNanoseconds.append(value)
         }
     }
 
@@ -49,6 +60,8 @@ final class LedgerProbe: MetricsFactory, @unchecked Sendable {
         defer { lock.unlock() }
         batchSizes.removeAll(keepingCapacity: true)
         commitNanoseconds.removeAll(keepingCapacity: true)
+        operationNanoseconds.removeAll(keepingCapacity: true)
+        flushNanoseconds.removeAll(keepingCapacity: true)
     }
 
     /// What was recorded since the last reset, over a phase of `wallSeconds`.
@@ -56,6 +69,8 @@ final class LedgerProbe: MetricsFactory, @unchecked Sendable {
         lock.lock()
         let batches = batchSizes
         let commits = commitNanoseconds
+        let operations = operationNanoseconds
+        let flushes = flushNanoseconds
         lock.unlock()
         let total = batches.reduce(0, +)
         let commitSeconds = Double(commits.reduce(0, +)) / 1e9
@@ -64,6 +79,8 @@ final class LedgerProbe: MetricsFactory, @unchecked Sendable {
             meanBatchSize: batches.isEmpty ? 0 : Double(total) / Double(batches.count),
             maxBatchSize: Int(batches.max() ?? 0),
             commitMilliseconds: Latency(commits.map { Duration.nanoseconds($0) }),
+            operationMilliseconds: Latency(operations.map { Duration.nanoseconds($0) }),
+            flushMilliseconds: Latency(flushes.map { Duration.nanoseconds($0) }),
             commitShareOfWallTime: wallSeconds > 0 ? commitSeconds / wallSeconds : 0)
     }
 
@@ -74,7 +91,12 @@ final class LedgerProbe: MetricsFactory, @unchecked Sendable {
     }
 
     func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
-        label == "lumbung_ledger_commit_duration_seconds" ? Handler(probe: self, kind: .commit) : NOOPMetricsHandler.instance
+        switch label {
+        case "lumbung_ledger_commit_duration_seconds": Handler(probe: self, kind: .commit)
+        case "lumbung_ledger_operation_duration_seconds": Handler(probe: self, kind: .operation)
+        case "lumbung_store_flush_duration_seconds": Handler(probe: self, kind: .flush)
+        default: NOOPMetricsHandler.instance
+        }
     }
 
     func destroyCounter(_ handler: any CounterHandler) {}

@@ -66,6 +66,12 @@ struct Speed: AsyncParsableCommand {
     @Option(help: "Placement strategy for both parts.")
     var strategy: StrategyOption = .binpack
 
+    @Option(help: "The ledger's group-commit window in milliseconds (diagnostic; default: the controller's default, LedgerSettings.batchWindow).")
+    var batchWindowMs: Double?
+
+    @Option(help: "How the ledger waits for the WAL flush (diagnostic): pipelined (default: the next batch is decided and committed while the flush runs) or blocking (the ledger waits for each flush itself).")
+    var flush: FlushMode = .pipelined
+
     @Option(help: "Directory under which each run's temporary state directory is made (it must be on a real disk for fsync to count).")
     var stateParent = FileManager.default.temporaryDirectory.path
 
@@ -127,7 +133,8 @@ struct Speed: AsyncParsableCommand {
             for count in (apiHosts ?? hosts).values {
                 let options = APIBenchOptions(
                     hosts: count, opds: opds, clients: clients, allocations: allocations, warmup: warmup, ledgerDirect: ledgerDirect,
-                    strategy: strategy.strategy, stateParent: stateParent, keepState: keepState, seed: seed, client: client)
+                    strategy: strategy.strategy, stateParent: stateParent, keepState: keepState, seed: seed, client: client,
+                    batchWindow: batchWindowMs.map { .microseconds(Int64(($0 * 1000).rounded())) }, pipelinedFlush: flush == .pipelined)
                 report.api.append(try await APIBench.run(options, logger: logger, progress: progress))
             }
         }
@@ -169,6 +176,7 @@ enum StrategyOption: String, ExpressibleByArgument, CaseIterable, Sendable {
 }
 
 extension ClientKind: ExpressibleByArgument {}
+extension FlushMode: ExpressibleByArgument {}
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
     case table, json

@@ -80,10 +80,12 @@ struct Report: Codable, Sendable {
                         format(count: a.hosts), phase, format(count: l.batches), format(ms: l.meanBatchSize), "\(l.maxBatchSize)",
                         "\(format(ms: l.commitMilliseconds.p50))/\(format(ms: l.commitMilliseconds.p99))",
                         "\(Int((l.commitShareOfWallTime * 100).rounded()))%",
+                        "\(format(ms: l.operationMilliseconds.p50))/\(format(ms: l.operationMilliseconds.p99))",
+                        "\(format(count: l.flushMilliseconds.count)) \(format(ms: l.flushMilliseconds.p50))/\(format(ms: l.flushMilliseconds.p99))",
                     ])
                 }
             }
-            out += Self.grid(["hosts", "phase", "commits", "mean batch", "max", "commit p50/p99 ms", "time in commit"], rows)
+            out += Self.grid(["hosts", "phase", "commits", "mean batch", "max", "commit p50/p99 ms", "time in commit", "queued→answered p50/p99 ms", "flushes, p50/p99 ms"], rows)
             out += Self.verdict(
                 "API allocations", goal: Self.allocationGoal, unit: "allocations/s",
                 measured: api.first { $0.hosts == Self.goalHosts }?.api.perSecond)

@@ -3,6 +3,8 @@ import LumbungAPI
 import LumbungController
 import LumbungCore
 import NIOConcurrencyHelpers
+@_spi(Testing) import LumbungStore
+import Synchronization
 import Testing
 
 @Suite("Durability of acknowledged allocations", .serialized)
@@ -72,6 +74,80 @@ struct DurabilityTests {
         #expect(host.allocated.vcpu == vms.count)
         #expect(try await admin2.client.verifyAudit().ok)
         await admin2.shutdown()
+    }
+}
+
+extension DurabilityTests {
+    @Test("an allocation is answered, its host's agent woken and a read served only after the WAL flush covering it")
+    func answeredAfterFlush() async throws {
+        let ctl = try await TestController.start()
+        let admin = try await ctl.adminClient()
+        _ = try await admin.client.createOPD(
+            CreateOPDBody(id: "dinkes", displayName: "Dinas Kesehatan", quota: ResourceVector(vcpu: 64, memory: .gib(256), storage: ["ssd": .tib(10)], vms: 100)))
+        _ = try await admin.client.addHost(AddHostBody(id: "node-01", capacity: HostCapacity(cpus: 64, memory: .gib(256), pools: ["ssd": .tib(10)])))
+        let versionBefore = try await admin.client.host("node-01").desiredVersion
+
+        // The next flush waits for the test to let it go (the flusher's own thread blocks).
+        let gate = DispatchSemaphore(value: 0)
+        let flushStarted = Atomic<Bool>(false)
+        ctl.services.store.replaceFlushCallForTesting { fd in
+            flushStarted.store(true, ordering: .sequentiallyConsistent)
+            gate.wait()
+            return fdatasync(fd)
+        }
+        let answered = Atomic<Bool>(false)
+        let allocation = Task {
+            defer { answered.store(true, ordering: .sequentiallyConsistent) }
+            return try await admin.client.createVM(
+                CreateVMBody(opd: "dinkes", vm: VMBody(name: "simpus-db", vcpu: 4, memory: .gib(8), disk: .gib(100), pool: "ssd")))
+        }
+        while !flushStarted.load(ordering: .sequentiallyConsistent) { try await Task.sleep(for: .milliseconds(5)) }
+        // The transaction is committed (another connection sees it) but the flush has not returned.
+        #expect(try ctl.services.store.loadState().vms.filter { $0.spec.name == "simpus-db" }.count == 1)
+        let read = Task { try await admin.client.quota(opd: "dinkes") }
+        try await Task.sleep(for: .milliseconds(300))
+        let answeredEarly = answered.load(ordering: .sequentiallyConsistent)
+        #expect(!answeredEarly, "answered before its flush returned")
+        #expect(ctl.services.hub.version(of: "node-01") == versionBefore, "the agent was woken before the flush")
+        gate.signal()
+        let vm = try await allocation.value
+        #expect(vm.spec.name == "simpus-db")
+        // The read that waited shows the allocation (it read the state that held it).
+        #expect(try await read.value.usage.vcpu == 4)
+        #expect(try await admin.client.host("node-01").desiredVersion > versionBefore)
+        ctl.services.store.replaceFlushCallForTesting { fdatasync($0) }
+        await admin.shutdown()
+        await ctl.stop()
+    }
+
+    @Test("a failed WAL flush: the waiting allocation fails with commit_failed, later changes are refused, reads still work")
+    func failedFlush() async throws {
+        let ctl = try await TestController.start()
+        let admin = try await ctl.adminClient()
+        _ = try await admin.client.createOPD(
+            CreateOPDBody(id: "dinkes", displayName: "Dinas Kesehatan", quota: ResourceVector(vcpu: 64, memory: .gib(256), storage: ["ssd": .tib(10)], vms: 100)))
+        _ = try await admin.client.addHost(AddHostBody(id: "node-01", capacity: HostCapacity(cpus: 64, memory: .gib(256), pools: ["ssd": .tib(10)])))
+        ctl.services.store.replaceFlushCallForTesting { _ in
+            errno = EIO
+            return -1
+        }
+        let first = await apiError {
+            try await admin.client.createVM(CreateVMBody(opd: "dinkes", vm: VMBody(name: "web", vcpu: 1, memory: .gib(1), disk: .gib(10), pool: "ssd")))
+        }
+        #expect(first?.status == 500)
+        #expect(first?.detail.code == "commit_failed")
+        #expect(first?.detail.message.contains("could not be made durable") == true)
+        #expect(first?.detail.message.contains("Input/output error") == true)
+        // The disk works again, but nothing since the failed flush may be called durable: refused.
+        ctl.services.store.replaceFlushCallForTesting { fdatasync($0) }
+        let second = await apiError {
+            try await admin.client.createVM(CreateVMBody(opd: "dinkes", vm: VMBody(name: "db", vcpu: 1, memory: .gib(1), disk: .gib(10), pool: "ssd")))
+        }
+        #expect(second?.detail.code == "commit_failed")
+        let quota = try await admin.client.quota(opd: "dinkes")
+        #expect(quota.quota.vcpu == 64)
+        await admin.shutdown()
+        await ctl.stop()
     }
 }
 

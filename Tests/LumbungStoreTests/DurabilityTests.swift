@@ -6,7 +6,7 @@ import Testing
 
 @Suite("Files, durability, lifecycle")
 struct DurabilityTests {
-    @Test("the writer runs WAL with synchronous = FULL and foreign keys on")
+    @Test("the writer runs WAL with synchronous = NORMAL (the flusher syncs each commit) and foreign keys on")
     func pragmas() async throws {
         try await withStore { store, _ in
             let (journal, sync, fk, timeout) = try store.pool.write { db in
@@ -18,7 +18,7 @@ struct DurabilityTests {
                 )
             }
             #expect(journal == "wal")
-            #expect(sync == 2)  // FULL
+            #expect(sync == 1)  // NORMAL: SQLite syncs around checkpoints, WALFlusher after each commit
             #expect(fk == 1)
             #expect(timeout == 10_000)
             let readerFK = try store.pool.read { db in try Int.fetchOne(db, sql: "PRAGMA foreign_keys") }
