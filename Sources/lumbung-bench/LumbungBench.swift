@@ -27,7 +27,7 @@ struct Speed: AsyncParsableCommand {
             For each host count: (a) builds a data center in memory (hosts of 48–96 CPUs, 256–512 GiB, \
             ssd and hdd pools, labels, ~2% cordoned, ~1% unreachable; VMs filling each host 15–70%) and \
             times DataCenter.decideVM and DataCenter.placeVM; (b) starts a controller in this process \
-            (temporary state directory, real SQLite with synchronous=FULL, HTTPS with mutual TLS on \
+            (temporary state directory, real SQLite, every commit flushed before it is answered, HTTPS with mutual TLS on \
             127.0.0.1), declares the hosts and OPDs through the API, and lets concurrent clients, each \
             with its own admin certificate, allocate VMs (POST /v1/vms) as fast as they can. \
             Build and run in release: swift run -c release lumbung-bench. Progress goes to stderr.

@@ -78,13 +78,19 @@ struct DurabilityTests {
 }
 
 extension DurabilityTests {
-    @Test("an allocation is answered, its host's agent woken and a read served only after the WAL flush covering it")
-    func answeredAfterFlush() async throws {
+    /// A controller with the OPD `dinkes` and the host `node-01`, and its admin.
+    private func controllerWithOneHost() async throws -> (TestController, TestClient) {
         let ctl = try await TestController.start()
         let admin = try await ctl.adminClient()
         _ = try await admin.client.createOPD(
             CreateOPDBody(id: "dinkes", displayName: "Dinas Kesehatan", quota: ResourceVector(vcpu: 64, memory: .gib(256), storage: ["ssd": .tib(10)], vms: 100)))
         _ = try await admin.client.addHost(AddHostBody(id: "node-01", capacity: HostCapacity(cpus: 64, memory: .gib(256), pools: ["ssd": .tib(10)])))
+        return (ctl, admin)
+    }
+
+    @Test("an allocation is answered, its host's agent woken and a read served only after the WAL flush covering it")
+    func answeredAfterFlush() async throws {
+        let (ctl, admin) = try await controllerWithOneHost()
         let versionBefore = try await admin.client.host("node-01").desiredVersion
 
         // The next flush waits for the test to let it go (the flusher's own thread blocks).
@@ -122,11 +128,7 @@ extension DurabilityTests {
 
     @Test("a failed WAL flush: the waiting allocation fails with commit_failed, later changes are refused, reads still work")
     func failedFlush() async throws {
-        let ctl = try await TestController.start()
-        let admin = try await ctl.adminClient()
-        _ = try await admin.client.createOPD(
-            CreateOPDBody(id: "dinkes", displayName: "Dinas Kesehatan", quota: ResourceVector(vcpu: 64, memory: .gib(256), storage: ["ssd": .tib(10)], vms: 100)))
-        _ = try await admin.client.addHost(AddHostBody(id: "node-01", capacity: HostCapacity(cpus: 64, memory: .gib(256), pools: ["ssd": .tib(10)])))
+        let (ctl, admin) = try await controllerWithOneHost()
         ctl.services.store.replaceFlushCallForTesting { _ in
             errno = EIO
             return -1
