@@ -135,9 +135,7 @@ final class WALFlusher: @unchecked Sendable {
         waiters.append((ticket.seq, callback))
         if !threadStarted {
             threadStarted = true
-            let thread = Thread { [self] in run() }
-            thread.name = "lumbung.store.flush"
-            thread.start()
+            Thread { [self] in run() }.start()
         }
         condition.signal()
         condition.unlock()
@@ -165,6 +163,13 @@ final class WALFlusher: @unchecked Sendable {
     }
 
     private func run() {
+        // Named for `top -H` and `perf` (a new thread otherwise keeps its creator's name).
+        // (`pthread_setname_np` is not visible from Swift's Glibc module; the kernel's file is.)
+        let comm = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        if comm >= 0 {
+            _ = "lumbung-flush".withCString { write(comm, $0, strlen($0)) }
+            _ = Glibc.close(comm)
+        }
         while true {
             condition.lock()
             while !stopping && (waiters.isEmpty || failure != nil) { condition.wait() }
