@@ -55,8 +55,11 @@ public enum ControllerGauges {
         "lumbung_policy_last_reload_success": "1 when the last policy load succeeded, 0 when it was refused (the running set was kept).",
         "lumbung_policy_reloads_total": "Policy reloads by result.",
         "lumbung_ledger_operations_total": "Ledger operations (allocations, releases, quota changes, reports) by result.",
-        "lumbung_ledger_commit_duration_seconds": "Duration of the ledger's group commits (durable SQLite transactions).",
+        "lumbung_ledger_commit_duration_seconds": "Duration of the ledger's group commits (the SQLite transaction; its WAL flush follows on the flusher).",
         "lumbung_ledger_batch_size": "Operations per group commit.",
+        "lumbung_ledger_operation_duration_seconds": "Ledger operations from queueing to answer (deciding, committing, waiting for the WAL flush).",
+        "lumbung_store_flush_duration_seconds": "Duration of each fdatasync of the store's WAL (what makes a commit durable).",
+        "lumbung_store_flush_transactions": "Committed transactions made durable by one WAL flush.",
         "lumbungd_build_info": "Build information of the controller; always 1.",
     ]
 }

@@ -104,6 +104,8 @@ struct ControllerOpsTests {
         #expect(text.contains("lumbung_vms{state=\"scheduled\"} 1"), "\(text.prefix(2000))")
         #expect(text.contains("lumbung_hosts{state=\"enrolled\"} 1"))
         #expect(text.contains("lumbung_ledger_commit_duration_seconds"))
+        #expect(text.contains("lumbung_store_flush_duration_seconds"))
+        #expect(text.contains("lumbung_ledger_operation_duration_seconds"))
         #expect(text.contains("lumbung_ledger_operations_total"))
         #expect(text.contains("lumbung_policy_info{hash="))
         #expect(text.contains("lumbung_policy_last_reload_success 1"))
