@@ -6,6 +6,7 @@ import LumbungCore
 import LumbungPKI
 import LumbungStore
 import Logging
+import ServiceLifecycle
 
 /// Registers every `/v1` route. Each handler authorizes by role and OPD before it reads or
 /// changes anything; objects of another OPD answer 404 so their names do not leak.
@@ -485,7 +486,14 @@ struct Routes {
             }
             let timeout = min(max(request.query("timeout").flatMap { Int($0) } ?? 30, 0), 120)
             if let after {
-                await services.hub.wait(for: host, after: after, timeout: .seconds(timeout))
+                // A controller shutting down answers its long-polls at once instead of holding the
+                // shutdown for up to their timeout; the agent hears that it is going away.
+                await cancelWhenGracefulShutdown {
+                    await services.hub.wait(for: host, after: after, timeout: .seconds(timeout))
+                }
+                if Task.isShuttingDownGracefully {
+                    throw APIError(.serviceUnavailable, "shutting_down", "the controller is shutting down; keep the last desired state and retry")
+                }
             }
             guard let desired = await ledger.read({ s in s.dc.hosts[host] == nil ? nil : s.desiredState(for: host) }) else {
                 throw APIError.notFound("host \(host)")

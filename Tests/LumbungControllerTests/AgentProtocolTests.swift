@@ -33,6 +33,28 @@ struct AgentProtocolTests {
         await ctl.stop()
     }
 
+    @Test("a controller shutting down answers a waiting long-poll at once with 503 shutting_down, and stops without waiting for its timeout")
+    func longPollAtShutdown() async throws {
+        let ctl = try await TestController.start()
+        let admin = try await ctl.adminClient()
+        let agent = try await ctl.agent("node-01", admin: admin)
+        let first = try await agent.client.desired(host: "node-01", after: nil)
+        let clock = ContinuousClock()
+        let started = clock.now
+        let waiting = Task { await apiError { try await agent.client.desired(host: "node-01", after: first.version, timeout: .seconds(60)) } }
+        try await Task.sleep(for: .milliseconds(300))
+        await ctl.stop()
+        let stopped = clock.now - started
+        let answer = await waiting.value
+        // Answered (not cut off): the agent hears the controller is going away; the 60 s poll
+        // did not hold the shutdown.
+        #expect(answer?.status == 503)
+        #expect(answer?.detail.code == "shutting_down")
+        #expect(stopped < .seconds(30), "stopping took \(stopped)")
+        await agent.shutdown()
+        await admin.shutdown()
+    }
+
     @Test("reports move VMs to running, facts win over the declaration, deletion completes on 'absent'")
     func reports() async throws {
         let ctl = try await TestController.start()
