@@ -203,18 +203,25 @@ indirect enum JSONShape {
                 skipSpace()
                 guard let v = value() else { return nil }
                 if members.updateValue(v, forKey: key) != nil { duplicateKeys = true }
-                skipSpace()
-                guard i < bytes.count else { return nil }
-                if bytes[i] == UInt8(ascii: ",") {
-                    i += 1
-                    continue
-                }
-                if bytes[i] == UInt8(ascii: "}") {
-                    i += 1
-                    return .object(members)
-                }
-                return nil
+                guard let more = separator(closing: "}") else { return nil }
+                if !more { return .object(members) }
             }
+        }
+
+        /// After a member or element: true at `,` (another follows), false at `closing` (the
+        /// container ends), nil at anything else. Consumes what it read.
+        mutating func separator(closing: Unicode.Scalar) -> Bool? {
+            skipSpace()
+            guard i < bytes.count else { return nil }
+            if bytes[i] == UInt8(ascii: ",") {
+                i += 1
+                return true
+            }
+            if bytes[i] == UInt8(ascii: closing) {
+                i += 1
+                return false
+            }
+            return nil
         }
 
         mutating func array() -> JSONShape? {
@@ -232,17 +239,8 @@ indirect enum JSONShape {
                 skipSpace()
                 guard let v = value() else { return nil }
                 elements.append(v)
-                skipSpace()
-                guard i < bytes.count else { return nil }
-                if bytes[i] == UInt8(ascii: ",") {
-                    i += 1
-                    continue
-                }
-                if bytes[i] == UInt8(ascii: "]") {
-                    i += 1
-                    return .array(elements)
-                }
-                return nil
+                guard let more = separator(closing: "]") else { return nil }
+                if !more { return .array(elements) }
             }
         }
     }
