@@ -338,10 +338,8 @@ func newID(_ prefix: String) -> String {
 extension LedgerState {
     /// Bumps a host's desired version (its agent must look again).
     mutating func bumpDesired(_ host: HostID, _ out: inout OpOutput) {
-        guard var h = dc.hosts[host] else { return }
-        h.desiredVersion += 1
-        dc.upsertHost(h)
-        out.changes.append(.desiredVersionBumped(host, h.desiredVersion))
+        guard let version = dc.bumpDesiredVersion(of: host) else { return }
+        out.changes.append(.desiredVersionBumped(host, version))
         out.touchedHosts.insert(host)
     }
 

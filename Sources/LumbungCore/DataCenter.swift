@@ -112,14 +112,27 @@ public struct DataCenter: Sendable {
 
     // MARK: Mutations
 
-    /// Adds or replaces a host. A known host is updated in place; a new host (or a new pool) re-indexes the hosts.
+    /// Adds or replaces a host. A known host is updated in place and a new host is inserted in
+    /// the index (O(n) moves); only a host that brings a new pool re-indexes every host.
     public mutating func upsertHost(_ host: Host) {
         hosts[host.id] = host
         if index.canUpdateInPlace(host) {
             index.update(host, allocated: allocated(on: host.id))
+        } else if index.canInsert(host) {
+            index.insert(host, allocated: allocated(on: host.id))
+            // VMs may already name a host before it is (re)declared.
+            for (app, counts) in appHosts where (counts[host.id] ?? 0) > 0 { index.setApp(app, on: host.id, true) }
         } else {
             rebuildIndex()
         }
+    }
+
+    /// Increments a host's desired-state version and returns the new one (nil for an unknown
+    /// host). The version plays no part in placement, so the index is left alone: O(1).
+    public mutating func bumpDesiredVersion(of id: HostID) -> Int64? {
+        guard hosts[id] != nil else { return nil }
+        hosts[id]!.desiredVersion += 1
+        return hosts[id]!.desiredVersion
     }
 
     /// Removes a host that holds nothing any more. Throws `illegal_transition` when VMs or

@@ -377,6 +377,66 @@ struct PlacementIndex: Sendable {
         return true
     }
 
+    /// True when `host` is new and brings no pool the index lacks: it can be inserted at its
+    /// place in host-id order (ties go to the smallest id) exactly as a rebuild would put it.
+    func canInsert(_ host: Host) -> Bool {
+        guard slots[host.id] == nil else { return false }
+        for pool in host.effective.pools.keys where poolSlots[pool] == nil { return false }
+        return true
+    }
+
+    /// Inserts a new host at its place in host-id order: the slots after it move up by one, and
+    /// every bitmap shifts by one bit from there (growing by a word when needed). O(n) memory
+    /// moves and slot renumbering, instead of a rebuild's O(n log n) sort and re-write of every
+    /// host. Requires ``canInsert(_:)``.
+    mutating func insert(_ host: Host, allocated: ResourceVector) {
+        precondition(canInsert(host), "host \(host.id) cannot be inserted")
+        var low = 0
+        var high = ids.count
+        while low < high {
+            let mid = (low + high) / 2
+            if ids[mid] < host.id { low = mid + 1 } else { high = mid }
+        }
+        let slot = low
+        let grow = ids.count + 1 > words * 64
+        if grow { words += 1 }
+        func shift(_ bits: inout [UInt64]) {
+            if grow { bits.append(0) }
+            Self.insertZeroBit(&bits, at: slot)
+        }
+        shift(&schedulable)
+        for p in poolPresent.indices { shift(&poolPresent[p]) }
+        for key in labelBits.keys { shift(&labelBits[key]!) }
+        for key in imageBits.keys { shift(&imageBits[key]!) }
+        for key in appBits.keys { shift(&appBits[key]!) }
+        ids.insert(host.id, at: slot)
+        for later in ids.indices.dropFirst(slot + 1) { slots[ids[later]] = later }
+        slots[host.id] = slot
+        flags.insert(0, at: slot)
+        rows.insert(Row(vcpuFree: 0, memFree: 0, vcpuInv: 0, memInv: 0), at: slot)
+        hostLabels.insert([:], at: slot)
+        hostImages.insert(nil, at: slot)
+        for p in poolCells.indices { poolCells[p].insert(Cell(free: 0, inv: 0), at: slot) }
+        write(host, slot: slot, allocated: allocated)
+    }
+
+    /// Moves bits `at...` up by one (the top bit must be free) and clears bit `at`.
+    static func insertZeroBit(_ bits: inout [UInt64], at position: Int) {
+        let first = position >> 6
+        guard first < bits.count else { return }
+        let offset = UInt64(position & 63)
+        let keep: UInt64 = offset == 0 ? 0 : UInt64.max >> (64 - offset)
+        var carry = bits[first] >> 63
+        bits[first] = (bits[first] & keep) | ((bits[first] & ~keep) << 1)
+        var w = first + 1
+        while w < bits.count {
+            let old = bits[w]
+            bits[w] = (old << 1) | carry
+            carry = old >> 63
+            w += 1
+        }
+    }
+
     /// Rewrites a known host's slot (capacity, state, labels). Requires ``canUpdateInPlace(_:)``.
     mutating func update(_ host: Host, allocated: ResourceVector) {
         guard let slot = slots[host.id] else { preconditionFailure("host \(host.id) has no slot") }

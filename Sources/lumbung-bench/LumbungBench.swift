@@ -3,6 +3,8 @@ import Foundation
 import Logging
 import LumbungCore
 import Metrics
+import NIOCore
+import NIOPosix
 
 /// `lumbung-bench`: benchmarks, not tests (they never run in CI). `speed` (the default): how
 /// fast Lumbung decides placements in process, and how many durable allocations per second its
@@ -72,6 +74,9 @@ struct Speed: AsyncParsableCommand {
     @Option(help: "How the ledger waits for the WAL flush (diagnostic): pipelined (default: the next batch is decided and committed while the flush runs) or blocking (the ledger waits for each flush itself).")
     var flush: FlushMode = .pipelined
 
+    @Option(help: "Where Swift tasks run (diagnostic): pool (default, as lumbungd: Swift's cooperative pool) or nio (SwiftNIO's event loops installed as the global executor, as some NIO servers do; measured slower here).")
+    var executor: ExecutorOption = .pool
+
     @Option(help: "Directory under which each run's temporary state directory is made (it must be on a real disk for fsync to count).")
     var stateParent = FileManager.default.temporaryDirectory.path
 
@@ -105,6 +110,7 @@ struct Speed: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if executor == .nio { _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor() }
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         MetricsSystem.bootstrap(LedgerProbe.shared)
         var logger = Logger(label: "lumbung-bench")
@@ -162,6 +168,10 @@ struct CountList: ExpressibleByArgument, Sendable {
     }
 
     var defaultValueDescription: String { values.map(String.init).joined(separator: ",") }
+}
+
+enum ExecutorOption: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case nio, pool
 }
 
 enum StrategyOption: String, ExpressibleByArgument, CaseIterable, Sendable {

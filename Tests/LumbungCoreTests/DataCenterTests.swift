@@ -174,6 +174,60 @@ struct RefusalCase: Sendable, CustomTestStringConvertible {
 }
 
 @Suite struct DataCenterIndexTests {
+    /// New hosts are inserted in the index at their place in id order instead of rebuilding it.
+    /// Declared one by one in a shuffled order, across word boundaries (64, 128 hosts), with
+    /// labels, images and apps already indexed, the index must stay equal to one rebuilt from
+    /// scratch after every insertion, and ties still go to the smallest id.
+    @Test(arguments: [1, 7, 99] as [UInt64])
+    func newHostsAreInsertedLikeARebuild(seed: UInt64) throws {
+        var rng = SplitMix64(seed: seed)
+        var dc = makeDC(hosts: [makeHost("node-065", labels: ["zone": "a"])])
+        dc.upsertVM(makeVM("vm-web", spec: vmSpec("web", app: "simpus"), host: "node-065", state: .running))
+        // A VM may name a host before the host is declared: its app must be indexed on arrival.
+        dc.upsertVM(makeVM("vm-early", spec: vmSpec("early", app: "sikda"), host: "node-100", state: .scheduled))
+        let apps: [AppKey: [HostID: Int]] = [
+            AppKey(opd: "dinkes", app: "simpus"): ["node-065": 1], AppKey(opd: "dinkes", app: "sikda"): ["node-100": 1],
+        ]
+        var order = (0...140).filter { $0 != 65 }
+        order.shuffle(using: &rng)
+        for i in order {
+            var host = makeHost(HostID(rawValue: "node-" + String(1000 + i).dropFirst()), labels: ["zone": i % 2 == 0 ? "a" : "b"])
+            if i % 3 == 0 { host.images = ["debian-12"] }
+            dc.upsertHost(host)
+            let fresh = PlacementIndex(hosts: dc.hosts.values, allocated: dc.allocated(on:), apps: apps)
+            let diffs = dc.index.differences(from: fresh)
+            #expect(diffs.isEmpty, "seed \(seed), after inserting \(host.id): \(diffs)")
+        }
+        #expect(dc.index.ids == (0...140).map { HostID(rawValue: "node-" + String(1000 + $0).dropFirst()) })
+        // Equal empty hosts: the tie goes to the smallest id; the app already on node-065 keeps
+        // a second VM of it away, and the VM that named node-100 early does the same there.
+        #expect(dc.placeVM(vmSpec("web-2", app: "simpus"), opd: "dinkes", strategy: .spread).success?.host == "node-000")
+        let zoneA = vmSpec("web-3", app: "simpus", required: ["zone": "a"], forbidden: [:])
+        #expect(dc.placeVM(zoneA, opd: "dinkes", strategy: .spread).success?.host == "node-000")
+        #expect(dc.placeVM(vmSpec("early-2", app: "sikda"), opd: "dinkes", strategy: .spread).success?.host == "node-000")
+    }
+
+    @Test func insertingABitShiftsTheRestAcrossWords() {
+        var bits: [UInt64] = [1 << 63 | 0b1011, 1 << 62 | 1, 0]
+        PlacementIndex.insertZeroBit(&bits, at: 1)
+        #expect(bits == [0b10101, 1 << 63 | 0b11, 0])
+        PlacementIndex.insertZeroBit(&bits, at: 64)
+        #expect(bits == [0b10101, 0b110, 1])
+        PlacementIndex.insertZeroBit(&bits, at: 0)
+        #expect(bits == [0b101010, 0b1100, 2])
+    }
+
+    @Test func bumpingTheDesiredVersionLeavesPlacementAlone() throws {
+        var dc = makeDC(hosts: [makeHost("node-01"), makeHost("node-02")])
+        let before = dc.index
+        #expect(dc.bumpDesiredVersion(of: "node-02") == 2)
+        #expect(dc.bumpDesiredVersion(of: "node-02") == 3)
+        #expect(dc.hosts["node-02"]?.desiredVersion == 3)
+        #expect(dc.hosts["node-01"]?.desiredVersion == 1)
+        #expect(dc.bumpDesiredVersion(of: "node-99") == nil)
+        #expect(dc.index.differences(from: before).isEmpty)
+    }
+
     @Test func deleteReturnsResourcesExactlyOnce() throws {
         let spec = vmSpec("a", vcpu: 4, memory: .gib(8), disk: .gib(100))
         var dc = makeDC(hosts: [makeHost("node-01")])
