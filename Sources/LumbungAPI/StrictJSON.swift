@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import LumbungCore
 
 /// JSON coding shared by the controller and its clients: ISO 8601 dates, sorted keys,

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import LumbungCore
 
 // Wire types of the Lumbung HTTP API (`/v1/…`). Responses reuse the Core model types

@@ -1,5 +1,9 @@
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A one-time enrollment/login token: `lmb1.<secret>.<CA fingerprint hex>`.
 ///
@@ -44,7 +48,8 @@ public struct EnrollmentToken: Hashable, Sendable, CustomStringConvertible, Cust
     ///   repeats the secret).
     public static func parse(_ text: String) throws -> EnrollmentToken {
         let shape = "expected lmb1.<43-character base64url secret>.<64 lowercase hex CA fingerprint>"
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+        let trimmed = String(text.drop(while: isSpace).reversed().drop(while: isSpace).reversed())
         guard !trimmed.isEmpty else {
             throw PKIError(.invalidToken, "token is empty; \(shape)")
         }
@@ -114,9 +119,9 @@ public struct EnrollmentToken: Hashable, Sendable, CustomStringConvertible, Cust
 
     static func base64URL(_ bytes: [UInt8]) -> String {
         Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+            .replacing("+", with: "-")
+            .replacing("/", with: "_")
+            .replacing("=", with: "")
     }
 
     static func decodeBase64URL(_ text: String) -> [UInt8]? {
@@ -124,7 +129,7 @@ public struct EnrollmentToken: Hashable, Sendable, CustomStringConvertible, Cust
             (0x41...0x5a).contains(byte) || (0x61...0x7a).contains(byte) || (0x30...0x39).contains(byte)
                 || byte == 0x2d || byte == 0x5f
         }) else { return nil }
-        var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        var standard = text.replacing("-", with: "+").replacing("_", with: "/")
         while standard.utf8.count % 4 != 0 { standard += "=" }
         return Data(base64Encoded: standard).map { Array($0) }
     }

@@ -1,5 +1,14 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Hummingbird
 import Logging
 import LumbungAPI
@@ -52,10 +61,10 @@ extension LumbungAgentCommand {
                 let dir = URL(fileURLWithPath: config).deletingLastPathComponent().path
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
                 try cfg.yaml().write(toFile: config, atomically: true, encoding: .utf8)
-                print("Joined as \(joined.identity); certificate valid until \(ISO8601DateFormatter().string(from: joined.notAfter)) (renewed automatically).")
+                print("Joined as \(joined.identity); certificate valid until \(joined.notAfter.formatted(.iso8601)) (renewed automatically).")
                 print("Configuration: \(config). Start the agent: lumbung-agent run --config \(config)  (or systemctl enable --now lumbung-agent)")
             } catch {
-                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                printError("error: \(error)")
                 throw ExitCode(1)
             }
         }
@@ -75,7 +84,7 @@ extension LumbungAgentCommand {
             do {
                 cfg = try AgentConfig.load(path: config)
             } catch {
-                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                printError("error: \(error)")
                 throw ExitCode(1)
             }
             let level = Logger.Level(rawValue: logLevel) ?? .info
@@ -98,7 +107,7 @@ extension LumbungAgentCommand {
                 do {
                     driver = try cfg.linuxDriver(logger: logger)
                 } catch {
-                    FileHandle.standardError.write(Data("error: cannot set up the host driver: \(error)\n".utf8))
+                    printError("error: cannot set up the host driver: \(error)")
                     throw ExitCode(1)
                 }
             }
@@ -117,6 +126,12 @@ extension LumbungAgentCommand {
             try await group.run()
         }
     }
+}
+
+/// Writes a line to standard error.
+func printError(_ line: String) {
+    let bytes = Array((line + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
 }
 
 /// Runs the agent's loops until graceful shutdown; tells systemd when ready and pings its watchdog.

@@ -1,4 +1,14 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import NIOConcurrencyHelpers
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Logging
 import LumbungCore
 
@@ -38,7 +48,7 @@ public final class CgroupDriver: ComputeLimits, @unchecked Sendable {
 
     private let fs: any CgroupFS
     private let logger: Logger
-    private let lock = NSLock()
+    private let lock = NIOLock()
     private let subPathComponents: [String]
 
     /// A logger that drops everything (the default when none is passed in).
@@ -460,7 +470,7 @@ public final class CgroupDriver: ComputeLimits, @unchecked Sendable {
 
     /// Parses a whole number, or `max` (→ nil) when `allowMax`.
     static func parseNumber(_ text: String, path: String, allowMax: Bool) throws -> Int64? {
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = text.trimmed()
         if allowMax && trimmed == "max" { return nil }
         guard let value = Int64(trimmed) else {
             throw CgroupError(
@@ -530,7 +540,7 @@ public final class CgroupDriver: ComputeLimits, @unchecked Sendable {
             let stat = try fs.read(statPath)
             guard
                 let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("usage_usec ") }),
-                let value = Int64(line.dropFirst("usage_usec ".count).trimmingCharacters(in: .whitespaces))
+                let value = Int64(line.dropFirst("usage_usec ".count).trimmed())
             else {
                 throw CgroupError(
                     .unexpectedContent, "\(statPath) has no 'usage_usec <n>' line; expected the kernel's cpu.stat",

@@ -1,7 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import LumbungCore
 
+import NIOConcurrencyHelpers
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -36,7 +41,7 @@ public final class QEMUDriver: VMRuntime, @unchecked Sendable {
     private let limits: any ComputeLimits
     private let system: any QEMUSystem
     private let logger: Logger
-    private let lock = NSLock()
+    private let lock = NIOLock()
     private var probe: QEMUAcceleratorProbe?
     private var managedVMs: Set<VMID> = []
 
@@ -190,16 +195,13 @@ public final class QEMUDriver: VMRuntime, @unchecked Sendable {
     func baseImage(_ image: String) throws -> (path: String, format: String) {
         let name = try Self.checkedImageName(image)
         let path = config.imageDirectory + "/" + name
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue else {
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFDIR else {
             throw VMRuntimeError(
                 .imageMissing, "image '\(name)' is not in this host's image directory \(config.imageDirectory); nothing was created")
         }
         // Only the magic number: a base image can be many GiB.
-        let handle = FileHandle(forReadingAtPath: path)
-        let head = Array((try? handle?.read(upToCount: 4)) ?? Data())
-        try? handle?.close()
-        return (path, head == [0x51, 0x46, 0x49, 0xFB] ? "qcow2" : "raw")
+        return (path, Self.readHead(path, 4) == [0x51, 0x46, 0x49, 0xFB] ? "qcow2" : "raw")
     }
 
     // MARK: - Record
@@ -251,7 +253,7 @@ public final class QEMUDriver: VMRuntime, @unchecked Sendable {
     }
 
     /// QEMU option values escape ',' by doubling it.
-    static func escaped(_ path: String) -> String { path.replacingOccurrences(of: ",", with: ",,") }
+    static func escaped(_ path: String) -> String { path.replacing(",", with: ",,") }
 
     // MARK: - VMRuntime
 
@@ -267,7 +269,7 @@ public final class QEMUDriver: VMRuntime, @unchecked Sendable {
         do {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             try FileManager.default.createDirectory(
-                atPath: (disk as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                atPath: String(disk[..<(disk.lastIndex(of: "/") ?? disk.endIndex)]), withIntermediateDirectories: true)
         } catch {
             throw VMRuntimeError(.io, "cannot create the runtime directory of VM '\(spec.id)': \(error)")
         }
@@ -284,7 +286,7 @@ public final class QEMUDriver: VMRuntime, @unchecked Sendable {
                 try? FileManager.default.removeItem(atPath: partial)
                 throw VMRuntimeError(
                     .diskFailed,
-                    "qemu-img could not create the disk of VM '\(spec.id)' (exit \(result.status)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+                    "qemu-img could not create the disk of VM '\(spec.id)' (exit \(result.status)): \(result.stderr.trimmed())")
             }
             do {
                 try FileManager.default.moveItem(atPath: partial, toPath: disk)
@@ -329,7 +331,7 @@ public final class QEMUDriver: VMRuntime, @unchecked Sendable {
         guard result.status == 0 else {
             throw VMRuntimeError(
                 .launchFailed,
-                "QEMU did not start VM '\(spec.id)' (exit \(result.status)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(500))")
+                "QEMU did not start VM '\(spec.id)' (exit \(result.status)): \(result.stderr.trimmed().suffix(500))")
         }
         guard let pid = readPID(dir), system.commandLine(of: pid) != nil else {
             throw VMRuntimeError(.launchFailed, "QEMU exited right after starting VM '\(spec.id)' (no live pid in \(dir)/qemu.pid)")
@@ -390,7 +392,7 @@ public final class QEMUDriver: VMRuntime, @unchecked Sendable {
             guard result.status == 0 else {
                 throw VMRuntimeError(
                     .diskFailed,
-                    "qemu-img could not grow the disk of VM '\(spec.id)' (exit \(result.status)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+                    "qemu-img could not grow the disk of VM '\(spec.id)' (exit \(result.status)): \(result.stderr.trimmed())")
             }
             logger.info("Grew VM disk", metadata: ["vm.id": "\(spec.id)", "from": "\(current)", "to": "\(size)"])
         }
@@ -544,9 +546,7 @@ public final class QEMUDriver: VMRuntime, @unchecked Sendable {
         var st = stat()
         guard stat(path, &st) == 0 else { return (nil, 0) }
         let used = Int64(st.st_blocks) * 512
-        guard let handle = FileHandle(forReadingAtPath: path) else { return (nil, used) }
-        defer { handle.closeFile() }
-        let head = [UInt8](handle.readData(ofLength: 32))
+        let head = readHead(path, 32)
         guard head.count == 32, head[0..<4] == [0x51, 0x46, 0x49, 0xFB] else { return (nil, used) }
         let size = head[24..<32].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         return (ByteSize(bytes: Int64(clamping: size)), used)
@@ -554,7 +554,21 @@ public final class QEMUDriver: VMRuntime, @unchecked Sendable {
 
     private func readPID(_ dir: String) -> Int32? {
         guard let text = try? String(contentsOfFile: dir + "/qemu.pid", encoding: .utf8) else { return nil }
-        return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        return Int32(text.trimmed())
+    }
+
+    /// The first `count` bytes of a file (fewer when it is shorter or unreadable).
+    static func readHead(_ path: String, _ count: Int) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: count)
+        var got = 0
+        while got < count {
+            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, count - got, off_t(got)) }
+            if n > 0 { got += n } else if n < 0 && errno == EINTR { continue } else { break }
+        }
+        return Array(bytes[0..<got])
     }
 
     /// The pid from the pidfile when that process is this VM's QEMU (`-name <id>` in its argv).

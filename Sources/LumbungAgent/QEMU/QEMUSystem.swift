@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -42,56 +46,27 @@ public protocol QEMUSystem: Sendable {
     func kvmDeviceUsable() -> Bool
 }
 
-/// The real OS layer: Foundation `Process`, `/proc`, `kill(2)` and ``QMPClient``.
+/// The real OS layer: `posix_spawn` (``Subprocess``), `/proc`, `kill(2)` and ``QMPClient``.
 public struct LinuxQEMUSystem: QEMUSystem {
     /// Creates the real OS layer.
     public init() {}
 
     public func run(_ executable: String, _ arguments: [String], input: String?, timeout: Duration) throws -> QEMUCommandResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        let inPipe = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input == nil ? FileHandle.nullDevice : inPipe
-        let done = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in done.signal() }
-        let collected = Collected()
-        let group = DispatchGroup()
-        for (index, pipe) in [out, err].enumerated() {
-            DispatchQueue.global().async(group: group) {
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                collected.set(index, data)
-            }
-        }
+        let result: SubprocessResult
         do {
-            try process.run()
+            result = try Subprocess.run(executable, arguments, input: input.map { Array($0.utf8) }, timeout: timeout)
         } catch {
-            out.fileHandleForWriting.closeFile()
-            err.fileHandleForWriting.closeFile()
-            throw VMRuntimeError(.launchFailed, "cannot run \(executable): \(error)")
+            throw VMRuntimeError(.launchFailed, error.description)
         }
-        if let input {
-            inPipe.fileHandleForWriting.write(Data(input.utf8))
-            inPipe.fileHandleForWriting.closeFile()
-        }
-        if done.wait(timeout: .now() + timeout.qemuDispatchInterval) == .timedOut {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            _ = group.wait(timeout: .now() + 2)
+        if result.timedOut {
             throw VMRuntimeError(.launchFailed, "\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout); killed")
         }
-        process.waitUntilExit()
-        _ = group.wait(timeout: .now() + 5)
-        let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-        return QEMUCommandResult(status: status, stdout: collected.string(0), stderr: collected.string(1))
+        return QEMUCommandResult(
+            status: result.status, stdout: String(decoding: result.stdout, as: UTF8.self), stderr: String(decoding: result.stderr, as: UTF8.self))
     }
 
-    /// Spawns with `posix_spawn` (not Foundation `Process`, which watches a descriptor the
-    /// daemonized QEMU would inherit and so never sees the launcher exit): standard input from
+    /// Spawns with `posix_spawn` (not ``Subprocess``, whose output pipes the daemonized QEMU
+    /// would inherit, so it would never see the launcher exit): standard input from
     /// `/dev/null`, output and errors to `logFile`, every other descriptor closed, then `waitpid`.
     public func launch(_ executable: String, _ arguments: [String], logFile: String, timeout: Duration) throws -> QEMUCommandResult {
         let logFD = open(logFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
@@ -105,7 +80,7 @@ public struct LinuxQEMUSystem: QEMUSystem {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, logFD, 1)
         posix_spawn_file_actions_adddup2(&actions, logFD, 2)
-        if let closeFrom = Self.addCloseFrom { _ = closeFrom(&actions, 3) }
+        if let closeFrom = Subprocess.addCloseFrom { _ = closeFrom(&actions, 3) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -146,22 +121,11 @@ public struct LinuxQEMUSystem: QEMUSystem {
         return QEMUCommandResult(status: exitStatus, stdout: "", stderr: text)
     }
 
-    /// glibc ≥ 2.34's `posix_spawn_file_actions_addclosefrom_np` (not in Swift's Glibc module),
-    /// so QEMU inherits no descriptor of the agent's; nil on older libcs (the agent's own
-    /// descriptors are close-on-exec anyway).
-    private static let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else {
-            return nil
-        }
-        return unsafeBitCast(
-            symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
-    }()
-
     public func commandLine(of pid: Int32) -> [String]? {
         guard pid > 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return nil }
         // The state follows the parenthesised command name: "123 (qemu) S …".
         if let close = stat.lastIndex(of: ")") {
-            let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+            let state = stat[stat.index(after: close)...].trimmed().first
             if state == "Z" || state == "X" { return nil }
         }
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), !data.isEmpty else { return nil }
@@ -183,21 +147,7 @@ public struct LinuxQEMUSystem: QEMUSystem {
     }
 }
 
-/// Output gathered by reader threads.
-private final class Collected: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data: [Int: Data] = [:]
-    func set(_ index: Int, _ value: Data) { lock.withLock { data[index] = value } }
-    func string(_ index: Int) -> String { lock.withLock { String(decoding: data[index] ?? Data(), as: UTF8.self) } }
-}
-
 extension Duration {
-    /// The duration for Dispatch waits.
-    var qemuDispatchInterval: DispatchTimeInterval {
-        let c = components
-        return .nanoseconds(Int(clamping: c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000))
-    }
-
     /// The duration in seconds.
     var qemuSeconds: Double {
         let c = components

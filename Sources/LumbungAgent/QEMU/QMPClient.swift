@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -206,7 +210,7 @@ public final class QMPClient: QMPSession {
             if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
                 let line = buffer[..<newline]
                 buffer.removeSubrange(...newline)
-                let text = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                let text = String(decoding: line, as: UTF8.self).trimmed()
                 if text.isEmpty { continue }
                 guard let value = QMPValue.parse(text) else {
                     throw VMRuntimeError(.qmpFailed, "QMP on \(path) sent a line that is not JSON: \(text.prefix(200))")

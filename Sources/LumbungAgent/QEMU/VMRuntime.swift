@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import LumbungCore
 
 /// Runs VMs on this host. Every operation is keyed by ``VMID`` and idempotent: calling it again

@@ -1,5 +1,9 @@
 import CSystemd
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// sd_notify through libsystemd: READY, STATUS and WATCHDOG for `Type=notify` units.
 /// Every call is a silent no-op when `NOTIFY_SOCKET` is not set (not under systemd).
@@ -36,6 +40,6 @@ public enum Systemd {
     }
 
     private static func sanitize(_ s: String) -> String {
-        s.replacingOccurrences(of: "\n", with: " ")
+        s.replacing("\n", with: " ")
     }
 }

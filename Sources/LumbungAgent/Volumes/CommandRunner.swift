@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// What an external command did: its exit status and its output.
 public struct VolumeCommandResult: Hashable, Sendable {
@@ -27,8 +31,8 @@ public protocol CommandRunner: Sendable {
     func run(_ executable: String, _ args: [String]) throws -> VolumeCommandResult
 }
 
-/// Runs commands with Foundation `Process`. Executables are resolved only from the fixed
-/// system directories `/usr/sbin`, `/sbin`, `/usr/bin`, `/bin` (never from `PATH`), with
+/// Runs commands with `posix_spawn` (``Subprocess``). Executables are resolved only from the
+/// fixed system directories `/usr/sbin`, `/sbin`, `/usr/bin`, `/bin` (never from `PATH`), with
 /// `LC_ALL=C` so their messages are stable English.
 public struct ProcessCommandRunner: CommandRunner {
     /// The directories searched, in order.
@@ -39,10 +43,10 @@ public struct ProcessCommandRunner: CommandRunner {
 
     /// The absolute path of `executable`, or nil when none of ``searchPath`` has it.
     public static func resolve(_ executable: String) -> String? {
-        if executable.hasPrefix("/") { return FileManager.default.isExecutableFile(atPath: executable) ? executable : nil }
+        if executable.hasPrefix("/") { return access(executable, X_OK) == 0 ? executable : nil }
         for dir in searchPath {
             let path = dir + "/" + executable
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
+            if access(path, X_OK) == 0 { return path }
         }
         return nil
     }
@@ -53,54 +57,16 @@ public struct ProcessCommandRunner: CommandRunner {
                 .commandFailed,
                 "cannot run \(executable): not found in \(Self.searchPath.joined(separator: ", ")); install it (xfsprogs provides mkfs.xfs and xfs_growfs, util-linux provides losetup, mount and umount)")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = args
         var environment = ["LC_ALL": "C", "PATH": Self.searchPath.joined(separator: ":")]
-        if let home = ProcessInfo.processInfo.environment["HOME"] { environment["HOME"] = home }
-        process.environment = environment
-        process.standardInput = FileHandle.nullDevice
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
+        if let home = getenv("HOME") { environment["HOME"] = String(cString: home) }
+        let result: SubprocessResult
         do {
-            try process.run()
+            result = try Subprocess.run(path, args, environment: environment)
         } catch {
             throw VolumeError(.commandFailed, "cannot start \(path): \(error)")
         }
-        // Drain stderr on another thread so neither pipe can fill up and block the command.
-        let errorBox = OutputBox()
-        let reader = Thread {
-            errorBox.set(err.fileHandleForReading.readDataToEndOfFile())
-        }
-        reader.start()
-        let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let stderrData = errorBox.wait()
-        let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
         return VolumeCommandResult(
-            status: status, stdout: String(decoding: stdoutData, as: UTF8.self),
-            stderr: String(decoding: stderrData, as: UTF8.self))
-    }
-}
-
-/// Hands the stderr bytes from the reader thread to the caller.
-private final class OutputBox: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var data: Data?
-
-    func set(_ value: Data) {
-        condition.lock()
-        data = value
-        condition.signal()
-        condition.unlock()
-    }
-
-    func wait() -> Data {
-        condition.lock()
-        defer { condition.unlock() }
-        while data == nil { condition.wait() }
-        return data!
+            status: result.status, stdout: String(decoding: result.stdout, as: UTF8.self),
+            stderr: String(decoding: result.stderr, as: UTF8.self))
     }
 }

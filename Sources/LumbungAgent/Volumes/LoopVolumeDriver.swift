@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -5,7 +6,11 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import LumbungCore
 
 /// The Linux volume driver: sparse image + XFS + loop device + mount (see ``VolumeDriver``).
@@ -24,8 +29,8 @@ public final class LoopVolumeDriver: VolumeDriver, @unchecked Sendable {
     public let pools: [PoolName: String]
     private let runner: any CommandRunner
     private let probe: any VolumeProbe
-    private let operationLock = NSLock()
-    private let stateLock = NSLock()
+    private let operationLock = NIOLock()
+    private let stateLock = NIOLock()
     private var managedIDs: Set<VolumeID> = []
 
     /// Options every volume is mounted with.
@@ -165,7 +170,7 @@ public final class LoopVolumeDriver: VolumeDriver, @unchecked Sendable {
         }
         guard result.status == 0 else {
             // The first lines say what went wrong; a usage text after them would drown the sentence.
-            let lines = result.stderr.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            let lines = result.stderr.split(whereSeparator: \.isNewline).map { $0.trimmed() }
             let stderr = String(lines.filter { !$0.isEmpty }.prefix(3).joined(separator: "; ").prefix(600))
             let code: VolumeError.Code = stderr.lowercased().contains("busy") ? .busy : .commandFailed
             throw VolumeError(
@@ -180,7 +185,7 @@ public final class LoopVolumeDriver: VolumeDriver, @unchecked Sendable {
     /// (found by the kernel, never a fixed number) and returns the device.
     private func attach(_ p: Paths) throws -> String {
         let result = try command("attach volume \(p.id) to a loop device", "losetup", ["-f", "--show", p.image])
-        let device = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let device = result.stdout.trimmed()
         guard device.hasPrefix("/dev/loop"), !device.contains(" ") else {
             throw VolumeError(.unexpectedOutput, "losetup -f --show \(p.image) printed '\(device)', not a loop device")
         }

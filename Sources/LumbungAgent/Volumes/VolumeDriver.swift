@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import LumbungCore
 
 /// A volume as the agent must make it on this host: the controller's intent with the pool

@@ -5,7 +5,11 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Sizes of a mounted file system, from `statvfs(2)`.
 public struct FileSystemSpace: Hashable, Sendable {
@@ -98,7 +102,7 @@ public struct LinuxVolumeProbe: VolumeProbe {
             guard let raw = try? String(contentsOfFile: "\(sysBlockPath)/\(name)/loop/backing_file", encoding: .utf8) else {
                 continue
             }
-            var file = raw.trimmingCharacters(in: .newlines)
+            var file = String(raw.reversed().drop(while: { $0 == "\n" || $0 == "\r" }).reversed())
             if file.hasSuffix(" (deleted)") { file.removeLast(" (deleted)".count) }
             if !file.isEmpty { result.append(LoopDevice(device: "/dev/" + name, backingFile: file)) }
         }
