@@ -39,6 +39,7 @@ let package = Package(
             exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),
+        .target(name: "LumbungYAML", exclude: ["README.md"], swiftSettings: swiftSettings),
         .target(
             name: "LumbungPolicy",
             dependencies: [
@@ -73,13 +74,12 @@ let package = Package(
         .target(
             name: "LumbungAPI",
             dependencies: [
-                "LumbungCore",
+                "LumbungCore", "LumbungYAML",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
             ],
             exclude: ["README.md"],
             swiftSettings: swiftSettings
@@ -104,12 +104,11 @@ let package = Package(
         .target(
             name: "LumbungAgent",
             dependencies: [
-                "LumbungCore", "LumbungAPI", "LumbungPKI", "CSystemd",
+                "LumbungCore", "LumbungAPI", "LumbungPKI", "LumbungYAML", "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),
-                .product(name: "Yams", package: "Yams"),
             ],
             exclude: ["README.md"],
             swiftSettings: swiftSettings
@@ -178,6 +177,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "LumbungCoreTests", dependencies: ["LumbungCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "LumbungYAMLTests", dependencies: ["LumbungYAML"], swiftSettings: swiftSettings),
         .testTarget(name: "LumbungPolicyTests", dependencies: ["LumbungPolicy", "LumbungCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "LumbungPKITests",

@@ -1,5 +1,14 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
-import Yams
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import LumbungYAML
 
 /// The CLI's configuration file (`~/.config/lumbung/config.yaml`, or `$LUMBUNG_CONFIG`):
 /// the controller's URL and where the client's key, certificate and the controller's CA are.
@@ -29,7 +38,7 @@ public struct ClientConfig: Codable, Sendable, Hashable {
     /// The config path: `$LUMBUNG_CONFIG` when set, else `~/.config/lumbung/config.yaml`.
     public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if let path = environment["LUMBUNG_CONFIG"], !path.isEmpty { return path }
-        let home = environment["HOME"] ?? NSHomeDirectory()
+        let home = environment["HOME"] ?? getpwuid(getuid()).map { String(cString: $0.pointee.pw_dir) } ?? "/root"
         return home + "/.config/lumbung/config.yaml"
     }
 

@@ -6,7 +6,7 @@ import Foundation
 import Logging
 import LumbungAPI
 import LumbungCore
-import Yams
+import LumbungYAML
 
 /// The agent's configuration file (`/etc/lumbung/agent.yaml`; see `agent/agent.yaml`).
 public struct AgentConfig: Codable, Sendable, Hashable {
