@@ -9,7 +9,6 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import Hummingbird
 import Logging
 import LumbungAPI
 import LumbungAgent
@@ -118,7 +117,13 @@ extension LumbungAgentCommand {
             let agent = Agent(
                 client: try LumbungClient(baseURL: cfg.controller, credentials: credentials), driver: driver, state: stateDir, settings: settings,
                 logger: logger)
-            let metrics = try MetricsServer.make(listen: cfg.metricsListen, registry: registry, driver: driver.kind, logger: logger)
+            let metrics: MetricsServer
+            do {
+                metrics = try AgentMetrics.server(listen: cfg.metricsListen, tls: try cfg.metricsTLS(), registry: registry, driver: driver.kind, logger: logger)
+            } catch {
+                printError("error: \(config): \(error)")
+                throw ExitCode(1)
+            }
             let group = ServiceGroup(
                 configuration: .init(
                     services: [.init(service: AgentService(agent: agent)), .init(service: metrics)], gracefulShutdownSignals: [.sigterm, .sigint],
@@ -150,23 +155,22 @@ struct AgentService: Service {
     }
 }
 
-/// Serves `/metrics` (Prometheus text) over plain HTTP.
-enum MetricsServer {
-    static func make(listen: String, registry: PrometheusCollectorRegistry, driver: String, logger: Logger) throws -> some Service {
-        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
+/// The agent's `/metrics` endpoint: the Prometheus registry's text with HELP lines, over HTTP
+/// or HTTPS (``MetricsServer``, SwiftNIO; no web framework, no Foundation).
+enum AgentMetrics {
+    static func server(
+        listen: String, tls: MetricsServer.TLS?, registry: PrometheusCollectorRegistry, driver: String, logger: Logger
+    ) throws -> MetricsServer {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
             throw AgentError("metrics_listen '\(listen)' is not ADDR:PORT")
         }
-        let host = String(listen[..<colon])
+        var host = String(listen[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         Gauge(label: "lumbung_agent_build_info", dimensions: [("version", LumbungAgentModule.version), ("driver", driver)]).record(1)
-        let router = Router()
-        router.get("/metrics") { _, _ -> Response in
+        return MetricsServer(host: host, port: port, tls: tls, logger: logger) {
             var buffer: [UInt8] = []
             registry.emit(into: &buffer)
-            let text = MetricHelp.annotate(utf8: buffer)
-            var headers = HTTPFields()
-            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: text)))
+            return MetricHelp.annotate(utf8: buffer)
         }
-        return Application(router: router, configuration: .init(address: .hostname(host.isEmpty ? "0.0.0.0" : host, port: port), serverName: "lumbung-agent"), logger: logger)
     }
 }

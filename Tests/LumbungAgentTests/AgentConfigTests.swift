@@ -34,4 +34,19 @@ import Testing
         let beat = try write("controller: https://127.0.0.1:7443\nheartbeat_seconds: 0\n")
         #expect("\(#expect(throws: AgentError.self) { try AgentConfig.load(path: beat) }.map { "\($0)" } ?? "")".contains("heartbeat_seconds"))
     }
+
+    @Test func metricsTLSKeysGoTogetherAndBadFilesAreNamed() throws {
+        let base = "controller: https://127.0.0.1:7443\ndriver: simulated\n"
+        func message(_ text: String) throws -> String {
+            let path = try write(base + text)
+            return "\(#expect(throws: AgentError.self) { try AgentConfig.load(path: path) }.map { "\($0)" } ?? "")"
+        }
+        #expect(try message("metrics_tls_certificate: /etc/lumbung/metrics.crt\n").contains("metrics_tls_certificate and metrics_tls_key go together"))
+        #expect(try message("metrics_tls_client_ca: /etc/lumbung/ca.crt\n").contains("metrics_tls_client_ca needs metrics_tls_certificate"))
+        // Plain HTTP when none is given; a missing file is named when the agent starts.
+        #expect(try AgentConfig.load(path: try write(base)).metricsTLS() == nil)
+        let config = try AgentConfig.load(path: try write(base + "metrics_tls_certificate: /nonexistent/m.crt\nmetrics_tls_key: /nonexistent/m.key\n"))
+        let error = #expect(throws: MetricsServerError.self) { _ = try config.metricsTLS() }
+        #expect(error?.description.contains("/nonexistent/m.crt") == true)
+    }
 }

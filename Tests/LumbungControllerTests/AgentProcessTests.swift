@@ -1,7 +1,9 @@
 import AsyncHTTPClient
 import Foundation
 import LumbungAPI
+import LumbungController
 import LumbungCore
+import NIOSSL
 import NIOCore
 import Testing
 
@@ -9,7 +11,7 @@ import Testing
 /// report, and `/metrics` that `promtool check metrics` accepts.
 @Suite("lumbung-agent process", .serialized)
 struct AgentProcessTests {
-    @Test("join, run with the simulated driver, VM reported running, /metrics passes promtool")
+    @Test("join, run with the simulated driver, VM reported running, /metrics over mutual TLS passes promtool")
     func joinRunMetrics() async throws {
         let agentBinary = binDirectory() + "/lumbung-agent"
         guard FileManager.default.isExecutableFile(atPath: agentBinary) else {
@@ -24,11 +26,17 @@ struct AgentProcessTests {
         let dir = makeTempDirectory("lumbung-agent-proc")
         let config = dir + "/agent.yaml"
         let metricsPort = freePort()
+        // HTTPS on /metrics with client certificates from the data center's CA (the test reuses
+        // the controller's 127.0.0.1 server certificate for the agent's endpoint).
+        let paths = StatePaths(ctl.directory)
         try """
             controller: \(ctl.baseURL)
             driver: simulated
             heartbeat_seconds: 1
             metrics_listen: 127.0.0.1:\(metricsPort)
+            metrics_tls_certificate: \(paths.serverCertificate)
+            metrics_tls_key: \(paths.serverKey)
+            metrics_tls_client_ca: \(paths.caCertificate)
             simulated:
               cpus: 8
               memory: 32GiB
@@ -66,11 +74,16 @@ struct AgentProcessTests {
         #expect(state == .running)
         #expect(try await admin.client.host("node-01").driver == "simulated")
 
-        // Scrape /metrics once the VM's series are there.
+        // Scrape /metrics once the VM's series are there, as a scraper with a certificate of the CA.
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(ctl.caPEM.utf8)))
+        tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(admin.credentials.certificatePEM.utf8)).map { .certificate($0) }
+        tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(admin.credentials.privateKeyPEM.utf8), format: .pem))
+        let scraper = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
         var text = ""
         for _ in 0..<100 {
-            let request = HTTPClientRequest(url: "http://127.0.0.1:\(metricsPort)/metrics")
-            if let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(5)),
+            let request = HTTPClientRequest(url: "https://127.0.0.1:\(metricsPort)/metrics")
+            if let response = try? await scraper.execute(request, timeout: .seconds(5)),
                 let body = try? await response.body.collect(upTo: 4 << 20)
             {
                 text = String(buffer: body)
@@ -78,6 +91,16 @@ struct AgentProcessTests {
             }
             try await Task.sleep(for: .milliseconds(100))
         }
+        try await scraper.shutdown()
+        // Without a client certificate, or over plain HTTP, nothing is served.
+        var anonymousTLS = TLSConfiguration.makeClientConfiguration()
+        anonymousTLS.trustRoots = tls.trustRoots
+        let anonymous = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: anonymousTLS))
+        let refused = try? await anonymous.execute(HTTPClientRequest(url: "https://127.0.0.1:\(metricsPort)/metrics"), timeout: .seconds(5))
+        #expect(refused == nil, "a scraper without a client certificate was served")
+        try await anonymous.shutdown()
+        let plain = try? await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(metricsPort)/metrics"), timeout: .seconds(5))
+        #expect(plain == nil, "plain HTTP was served on the TLS port")
         #expect(text.contains("lumbung_agent_heartbeats_total"))
         #expect(text.contains("lumbung_vm_memory_limit_bytes"))
         #expect(text.contains(vm.id.rawValue))

@@ -20,6 +20,12 @@ public struct AgentConfig: Codable, Sendable, Hashable {
     public var heartbeatSeconds: Int = 10
     /// Prometheus `/metrics` listen address.
     public var metricsListen: String = "0.0.0.0:9465"
+    /// PEM certificate (chain) for HTTPS on `/metrics`; with ``metricsTLSKey``. Unset: plain HTTP.
+    public var metricsTLSCertificate: String?
+    /// PEM private key of ``metricsTLSCertificate``.
+    public var metricsTLSKey: String?
+    /// PEM CA that scrapers' client certificates must chain to (mutual TLS); unset: none asked.
+    public var metricsTLSClientCA: String?
     /// Storage pools of this host: name → directory.
     public var pools: [String: String] = [:]
     /// Size of a simulated host (driver `simulated` only).
@@ -63,12 +69,13 @@ public struct AgentConfig: Codable, Sendable, Hashable {
     private enum CodingKeys: String, CodingKey {
         case controller, state, driver, heartbeatSeconds = "heartbeat_seconds", metricsListen = "metrics_listen", pools, simulated, images, accel
         case cgroupRoot = "cgroup_root", cgroupSubpath = "cgroup_subpath", stopTimeoutSeconds = "stop_timeout_seconds"
+        case metricsTLSCertificate = "metrics_tls_certificate", metricsTLSKey = "metrics_tls_key", metricsTLSClientCA = "metrics_tls_client_ca"
     }
 
     /// The keys the config accepts.
     public static let knownKeys: [String] = [
         "controller", "state", "driver", "heartbeat_seconds", "metrics_listen", "pools", "simulated", "images", "accel",
-        "cgroup_root", "cgroup_subpath", "stop_timeout_seconds",
+        "cgroup_root", "cgroup_subpath", "stop_timeout_seconds", "metrics_tls_certificate", "metrics_tls_key", "metrics_tls_client_ca",
     ]
 
     public init(from decoder: any Decoder) throws {
@@ -89,6 +96,9 @@ public struct AgentConfig: Codable, Sendable, Hashable {
         cgroupRoot = try c.decodeIfPresent(String.self, forKey: .cgroupRoot) ?? "/sys/fs/cgroup"
         cgroupSubpath = try c.decodeIfPresent(String.self, forKey: .cgroupSubpath) ?? "auto"
         stopTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .stopTimeoutSeconds) ?? 60
+        metricsTLSCertificate = try c.decodeIfPresent(String.self, forKey: .metricsTLSCertificate)
+        metricsTLSKey = try c.decodeIfPresent(String.self, forKey: .metricsTLSKey)
+        metricsTLSClientCA = try c.decodeIfPresent(String.self, forKey: .metricsTLSClientCA)
     }
 
     /// Reads and checks a config file; errors name the file and the field.
@@ -119,6 +129,12 @@ public struct AgentConfig: Codable, Sendable, Hashable {
         }
         guard (1...3600).contains(stopTimeoutSeconds) else { throw AgentError("\(path): stop_timeout_seconds must be between 1 and 3600") }
         guard QEMUAccelSetting(rawValue: accel) != nil else { throw AgentError("\(path): accel must be auto, kvm or tcg, not '\(accel)'") }
+        if (metricsTLSCertificate == nil) != (metricsTLSKey == nil) {
+            throw AgentError("\(path): metrics_tls_certificate and metrics_tls_key go together: give both for HTTPS on /metrics, or neither for plain HTTP")
+        }
+        if metricsTLSClientCA != nil && metricsTLSCertificate == nil {
+            throw AgentError("\(path): metrics_tls_client_ca needs metrics_tls_certificate and metrics_tls_key (client certificates are checked only over HTTPS)")
+        }
         if driver == "real" && pools.isEmpty {
             throw AgentError("\(path): the real driver needs at least one pool (pools: {ssd: /srv/lumbung/ssd})")
         }
@@ -134,6 +150,12 @@ public struct AgentConfig: Codable, Sendable, Hashable {
             pools[PoolName(rawValue: name)] = try ByteSize.parse(size, what: "\(path): simulated pool \(name)")
         }
         return HostCapacity(cpus: sim.cpus, memory: try ByteSize.parse(sim.memory, what: "\(path): simulated.memory"), pools: pools)
+    }
+
+    /// HTTPS settings for `/metrics`, loaded and checked now (errors name the file), or nil for plain HTTP.
+    public func metricsTLS() throws -> MetricsServer.TLS? {
+        guard let certificate = metricsTLSCertificate, let key = metricsTLSKey else { return nil }
+        return try MetricsServer.TLS(certificateChainPEMFile: certificate, privateKeyPEMFile: key, clientCAPEMFile: metricsTLSClientCA)
     }
 
     /// YAML text of this config.
