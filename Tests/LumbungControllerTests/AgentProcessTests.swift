@@ -13,11 +13,7 @@ import Testing
 struct AgentProcessTests {
     @Test("join, run with the simulated driver, VM reported running, /metrics over mutual TLS passes promtool")
     func joinRunMetrics() async throws {
-        let agentBinary = binDirectory() + "/lumbung-agent"
-        guard FileManager.default.isExecutableFile(atPath: agentBinary) else {
-            Issue.record("lumbung-agent is not built at \(binDirectory()) (swift build --build-tests)")
-            return
-        }
+        guard let agentBinary = builtAgentBinary() else { return }
         let ctl = try await TestController.start()
         let admin = try await ctl.adminClient()
         _ = try await admin.client.createOPD(
@@ -111,5 +107,20 @@ struct AgentProcessTests {
         process.waitUntilExit()
         await admin.shutdown()
         await ctl.stop()
+    }
+
+    /// Foundation and ICU cost the agent ~9 MiB of RSS (BENCHMARKS.md, "Host agent footprint"):
+    /// the agent's modules use FoundationEssentials only, and a stray `import Foundation` in any
+    /// of them (or a dependency that brings it) must fail here rather than in a benchmark.
+    @Test("lumbung-agent links neither Foundation nor ICU")
+    func agentLinksNoFoundation() async throws {
+        guard let agentBinary = builtAgentBinary() else { return }
+        let r = try await runCommand("/usr/bin/readelf", ["-d", agentBinary])
+        #expect(r.code == 0, "\(r.err)")
+        let needed = r.out.split(separator: "\n").filter { $0.contains("(NEEDED)") }
+        #expect(needed.contains { $0.contains("libswiftCore") }, "readelf shows no Swift runtime: \(r.out.prefix(400))")
+        for library in ["libFoundation.so", "libFoundationInternationalization.so", "lib_FoundationICU.so"] {
+            #expect(!needed.contains { $0.contains("[\(library)]") }, "lumbung-agent links \(library)")
+        }
     }
 }

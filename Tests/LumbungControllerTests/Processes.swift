@@ -11,6 +11,16 @@ func binDirectory() -> String {
 }
 
 /// A free TCP port on loopback (bound, then released).
+/// The built `lumbung-agent`, or nil after recording an issue when it is missing.
+func builtAgentBinary() -> String? {
+    let path = binDirectory() + "/lumbung-agent"
+    guard FileManager.default.isExecutableFile(atPath: path) else {
+        Issue.record("lumbung-agent is not built at \(binDirectory()) (swift build --build-tests)")
+        return nil
+    }
+    return path
+}
+
 func freePort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }

@@ -13,11 +13,7 @@ let realHostAvailable: Bool = getuid() == 0 && FileManager.default.isExecutableF
 struct RealAgentEndToEndTests {
     @Test("approve → QEMU running with limits → reported → delete → gone and released")
     func approveRunDelete() async throws {
-        let agentBinary = binDirectory() + "/lumbung-agent"
-        guard FileManager.default.isExecutableFile(atPath: agentBinary) else {
-            Issue.record("lumbung-agent is not built at \(binDirectory())")
-            return
-        }
+        guard let agentBinary = builtAgentBinary() else { return }
         let ctl = try await TestController.start()
         let admin = try await ctl.adminClient()
         _ = try await admin.client.createOPD(

@@ -58,32 +58,7 @@ enum Subprocess {
         }
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-        if let closeFrom = addCloseFrom { _ = closeFrom(&actions, 3) }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var all = sigset_t()
-        sigfillset(&all)
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { for arg in argv { free(arg) } }
-        let envStrings = environment.map { env in env.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil] }
-        defer { for entry in envStrings ?? [] { free(entry) } }
-        var pid: pid_t = 0
-        let rc: Int32
-        if let envStrings {
-            rc = envStrings.withUnsafeBufferPointer { envp in
-                posix_spawn(&pid, path, &actions, &attributes, argv, UnsafeMutablePointer(mutating: envp.baseAddress))
-            }
-        } else {
-            rc = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
-        }
-        guard rc == 0 else { throw SubprocessError(description: "cannot run \(path): \(String(cString: strerror(rc)))") }
+        let pid = try spawn(path, arguments, environment: environment, actions: &actions)
         // The child's ends belong to the child now.
         close(outPipe[1]); outPipe[1] = -1
         close(errPipe[1]); errPipe[1] = -1
@@ -143,6 +118,41 @@ enum Subprocess {
         if timedOut { kill(pid, SIGKILL) }
         let status = reap(pid)
         return SubprocessResult(status: status, stdout: output[0], stderr: output[1], timedOut: timedOut)
+    }
+
+    /// Starts `path` with the descriptors `actions` sets up, every other descriptor closed
+    /// (where libc can), default signal dispositions and an empty signal mask whatever the
+    /// agent's are, and `environment` (nil: the agent's own). Returns the child's pid.
+    static func spawn(
+        _ path: String, _ arguments: [String], environment: [String: String]?, actions: inout posix_spawn_file_actions_t
+    ) throws(SubprocessError) -> pid_t {
+        if let closeFrom = addCloseFrom { _ = closeFrom(&actions, 3) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var all = sigset_t()
+        sigfillset(&all)
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { for arg in argv { free(arg) } }
+        let envStrings = environment.map { env in env.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil] }
+        defer { for entry in envStrings ?? [] { free(entry) } }
+        var pid: pid_t = 0
+        let rc: Int32
+        if let envStrings {
+            rc = envStrings.withUnsafeBufferPointer { envp in
+                posix_spawn(&pid, path, &actions, &attributes, argv, UnsafeMutablePointer(mutating: envp.baseAddress))
+            }
+        } else {
+            rc = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+        }
+        guard rc == 0 else { throw SubprocessError(description: "cannot run \(path): \(String(cString: strerror(rc)))") }
+        return pid
     }
 
     /// Waits for `pid` and returns its exit status (128 + signal when killed).

@@ -80,25 +80,11 @@ public struct LinuxQEMUSystem: QEMUSystem {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, logFD, 1)
         posix_spawn_file_actions_adddup2(&actions, logFD, 2)
-        if let closeFrom = Subprocess.addCloseFrom { _ = closeFrom(&actions, 3) }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // Default signal dispositions and an empty mask, whatever the agent's are.
-        var all = sigset_t()
-        sigfillset(&all)
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { for arg in argv { free(arg) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-        guard rc == 0 else {
-            throw VMRuntimeError(.launchFailed, "cannot run \(executable): \(String(cString: strerror(rc)))")
+        let pid: pid_t
+        do {
+            pid = try Subprocess.spawn(executable, arguments, environment: nil, actions: &actions)
+        } catch {
+            throw VMRuntimeError(.launchFailed, error.description)
         }
         let deadline = ContinuousClock.now.advanced(by: timeout)
         var status: Int32 = 0
