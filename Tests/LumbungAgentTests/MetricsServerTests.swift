@@ -51,6 +51,7 @@ private struct RunningServer {
     static func start(
         host: String = "127.0.0.1",
         tls: MetricsServer.TLS? = nil,
+        idleTimeout: TimeAmount = .seconds(120),
         body: @escaping @Sendable () -> [UInt8]
     ) async throws -> RunningServer {
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
@@ -59,6 +60,7 @@ private struct RunningServer {
             port: 0,
             tls: tls,
             logger: testLogger,
+            idleTimeout: idleTimeout,
             onListening: { port in
                 continuation.yield(port)
                 continuation.finish()
@@ -575,6 +577,27 @@ struct MetricsServerTests {
             _ = try MetricsServer.TLS(certificateChainPEMFile: missing, privateKeyPEMFile: pki.serverKeyPath, clientCAPEMFile: nil)
         }
         #expect(missingMessage?.contains("No such file or directory") == true)
+    }
+
+    @Test("connections idle for the idle timeout are closed, the server keeps serving")
+    func idleConnectionsAreClosed() async throws {
+        let server = try await RunningServer.start(idleTimeout: .seconds(2)) { Array(Self.exposition.utf8) }
+        // One that scraped once and then went quiet, one that never sent a byte.
+        let used = try await RawConnection.connect(port: server.port)
+        try await used.send("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        _ = try await used.read(timeout: 10) { $0.hasSuffix(Self.exposition) }
+        let silent = try await RawConnection.connect(port: server.port)
+        _ = try await used.waitForClose(timeout: 10)
+        _ = try await silent.waitForClose(timeout: 10)
+        await used.close()
+        await silent.close()
+        let fresh = try await RawConnection.connect(port: server.port)
+        try await fresh.send("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        let reply = try await fresh.read(timeout: 10) { $0.hasSuffix(Self.exposition) }
+        #expect(reply.hasPrefix("HTTP/1.1 200 OK"))
+        await fresh.close()
+        await server.group.triggerGracefulShutdown()
+        try await server.task.value
     }
 
     @Test("graceful shutdown does not wait for an open keep-alive connection")

@@ -139,6 +139,7 @@ public struct MetricsServer: Service {
     private let logger: Logger
     private let onListening: @Sendable (Int) -> Void
     private let body: @Sendable () -> [UInt8]
+    private let idleTimeout: TimeAmount
 
     /// Creates a metrics server; nothing is bound until ``run()``.
     ///
@@ -148,6 +149,8 @@ public struct MetricsServer: Service {
     ///   - tls: HTTPS settings, or `nil` for plain HTTP.
     ///   - logger: Receives the listen address at `info` and failures at
     ///     `debug`/`warning`. Scrapes themselves are never logged at `info`.
+    ///   - idleTimeout: A connection that sends nothing for this long (no request, or a TLS
+    ///     handshake never finished) is closed, so idle or stalled clients cannot pile up.
     ///   - onListening: Called once with the bound port after the socket listens.
     ///   - body: Produces the exposition text for each `GET /metrics`. It is
     ///     called on an event loop, so it must be cheap and thread-safe.
@@ -156,9 +159,11 @@ public struct MetricsServer: Service {
         port: Int,
         tls: TLS?,
         logger: Logger,
+        idleTimeout: TimeAmount = .seconds(120),
         onListening: @escaping @Sendable (Int) -> Void = { _ in },
         body: @escaping @Sendable () -> [UInt8]
     ) {
+        self.idleTimeout = idleTimeout
         self.host = host
         self.port = port
         self.tls = tls
@@ -181,6 +186,7 @@ public struct MetricsServer: Service {
         let sslContext = self.tls?.sslContext
         let logger = self.logger
         let body = self.body
+        let idleTimeout = self.idleTimeout
 
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -193,6 +199,8 @@ public struct MetricsServer: Service {
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(IdleStateHandler(readTimeout: idleTimeout))
+                    try pipeline.addHandler(IdleCloser(logger: logger))
                     if let sslContext {
                         try pipeline.addHandler(NIOSSLServerHandler(context: sslContext))
                     }
@@ -316,6 +324,24 @@ private final class ConnectionRegistry: Sendable {
 
     func snapshot() -> [Channel] {
         self.state.withLockedValue { Array($0.channels.values) }
+    }
+}
+
+/// Closes a connection when ``IdleStateHandler`` reports that nothing was read for the idle
+/// timeout (it sits before TLS, so a handshake that never completes counts as idle too).
+private final class IdleCloser: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+    private let logger: Logger
+
+    init(logger: Logger) { self.logger = logger }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            logger.debug("metrics connection idle; closing", metadata: ["remote": "\(context.remoteAddress?.description ?? "?")"])
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 }
 
