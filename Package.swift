@@ -194,7 +194,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "LumbungCoreTests", dependencies: ["LumbungCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "LumbungYAMLTests", dependencies: ["LumbungYAML"], swiftSettings: swiftSettings),
+        .testTarget(name: "LumbungYAMLTests", dependencies: ["LumbungYAML", "LumbungCore"], swiftSettings: swiftSettings),
         .testTarget(name: "LumbungPolicyTests", dependencies: ["LumbungPolicy", "LumbungCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "LumbungPKITests",

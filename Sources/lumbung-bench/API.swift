@@ -321,7 +321,7 @@ enum APIBench {
         call: @escaping VMCall, workers: Int, total: Int, opds: [OPDID], prefix: String, seed: UInt64, clock: ContinuousClock
     ) async throws -> AllocationRun {
         try await timed(workers: workers, total: total, clock: clock) { worker, share in
-            var rng = SeededGenerator(seed: seed &+ UInt64(worker))
+            var rng = SplitMix64(seed: seed &+ UInt64(worker))
             var run = WorkerRun(end: clock.now)
             run.latencies.reserveCapacity(share)
             for i in 0..<share {
@@ -352,7 +352,7 @@ enum APIBench {
     ) async throws -> AllocationRun {
         let caller = Caller(.user(UserID(rawValue: "admin"), role: .admin, opd: nil))
         return try await timed(workers: concurrency, total: total, clock: clock) { worker, share in
-            var rng = SeededGenerator(seed: seed &+ UInt64(worker))
+            var rng = SplitMix64(seed: seed &+ UInt64(worker))
             var run = WorkerRun(end: clock.now)
             run.latencies.reserveCapacity(share)
             for i in 0..<share {

@@ -1,22 +1,5 @@
 import LumbungCore
 
-/// A small, fast, seeded generator (SplitMix64) so every run builds the same data center.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// True with probability `p`.
-    mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &self) < p }
-}
 
 /// One VM size of the catalogue the benchmark draws from.
 struct Flavor: Sendable {
@@ -47,7 +30,7 @@ enum Fixtures {
     /// Hosts per rack label.
     static let hostsPerRack = 40
 
-    static func flavor(_ rng: inout SeededGenerator) -> Flavor {
+    static func flavor(_ rng: inout SplitMix64) -> Flavor {
         var pick = Int.random(in: 0..<totalWeight, using: &rng)
         for f in flavors {
             if pick < f.weight { return f }
@@ -79,7 +62,7 @@ enum Fixtures {
     }
 
     static func hostShapes(count: Int, seed: UInt64) -> [HostShape] {
-        var rng = SeededGenerator(seed: seed ^ 0x486F_7374)
+        var rng = SplitMix64(seed: seed ^ 0x486F_7374)
         return (0..<count).map { i in
             let cpus = [48, 64, 64, 64, 96].randomElement(using: &rng)!
             let memory = [256, 384, 512].randomElement(using: &rng)!
@@ -105,7 +88,7 @@ enum Fixtures {
 
     /// A VM ask: a catalogue size, ssd (80%) or hdd; 30% in an anti-affinity app group, 10% require
     /// `zone=a`, 10% forbid `gpu=true`.
-    static func vmSpec(name: String, rng: inout SeededGenerator) -> VMSpec {
+    static func vmSpec(name: String, rng: inout SplitMix64) -> VMSpec {
         let f = flavor(&rng)
         let pool = rng.chance(0.8) ? ssd : hdd
         let app: String? = rng.chance(0.3) ? "app-\(Int.random(in: 0..<appsPerOPD, using: &rng))" : nil

@@ -69,7 +69,7 @@ enum InProcessBench {
         let opds = (0..<opdCount).map { i in
             OPD(id: Fixtures.opdID(i), displayName: "OPD \(i + 1)", quota: Fixtures.largeQuota, createdAt: epoch)
         }
-        var rng = SeededGenerator(seed: seed ^ 0x564D_7321)
+        var rng = SplitMix64(seed: seed ^ 0x564D_7321)
         var vms: [VM] = []
         vms.reserveCapacity(count * 12)
         var vcpuFill = 0.0
@@ -107,7 +107,7 @@ enum InProcessBench {
     }
 
     static func makeAsks(opds: [OPD], seed: UInt64) -> [Ask] {
-        var rng = SeededGenerator(seed: seed ^ 0x4173_6B73)
+        var rng = SplitMix64(seed: seed ^ 0x4173_6B73)
         return (0..<askCount).map { i in
             Ask(spec: Fixtures.vmSpec(name: "bench-\(i)", rng: &rng), opd: opds[Int.random(in: 0..<opds.count, using: &rng)].id)
         }

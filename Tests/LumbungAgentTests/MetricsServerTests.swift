@@ -596,8 +596,7 @@ struct MetricsServerTests {
         let reply = try await fresh.read(timeout: 10) { $0.hasSuffix(Self.exposition) }
         #expect(reply.hasPrefix("HTTP/1.1 200 OK"))
         await fresh.close()
-        await server.group.triggerGracefulShutdown()
-        try await server.task.value
+        try await server.stop()
     }
 
     @Test("graceful shutdown does not wait for an open keep-alive connection")

@@ -1,3 +1,4 @@
+import LumbungCore
 import LumbungYAML
 import Testing
 
