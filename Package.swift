@@ -1,5 +1,20 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
+
+/// The agent's release link: lld, the Swift runtime and FoundationEssentials linked in, and
+/// every function laid out steady-state code first (`agent/lumbung-agent.order`, see
+/// `agent/order/README.md`), so the code the agent keeps running sits in few pages. The order
+/// takes effect when the objects have one section per function (`agent/build-release.sh`).
+let agentOrder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("agent/lumbung-agent.order").path
+let agentReleaseLink: [LinkerSetting] = [
+    .unsafeFlags(
+        [
+            "-use-ld=lld", "-static-stdlib", "-l_FoundationCShims", "-l_FoundationCollections",
+            "-Xlinker", "--symbol-ordering-file=\(agentOrder)", "-Xlinker", "--no-warn-symbol-ordering",
+        ],
+        .when(platforms: [.linux], configuration: .release))
+]
 
 let swiftSettings: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
@@ -129,7 +144,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             exclude: ["README.md"],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            linkerSettings: agentReleaseLink
         ),
         .executableTarget(
             name: "lumbungd",

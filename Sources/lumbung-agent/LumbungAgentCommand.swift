@@ -79,6 +79,9 @@ extension LumbungAgentCommand {
         var logLevel: String = "info"
 
         func run() async throws {
+            // Two malloc arenas instead of up to 8 per core: the agent's threads mostly wait, and
+            // every arena keeps its own free pages resident.
+            CodePages.limitHeapArenas(2)
             let cfg: AgentConfig
             do {
                 cfg = try AgentConfig.load(path: config)
@@ -126,7 +129,7 @@ extension LumbungAgentCommand {
             }
             let group = ServiceGroup(
                 configuration: .init(
-                    services: [.init(service: AgentService(agent: agent)), .init(service: metrics)], gracefulShutdownSignals: [.sigterm, .sigint],
+                    services: [.init(service: AgentService(agent: agent, codeTrim: cfg.codeTrimSeconds, logger: logger)), .init(service: metrics)], gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger))
             try await group.run()
         }
@@ -142,16 +145,41 @@ func printError(_ line: String) {
 /// Runs the agent's loops until graceful shutdown; tells systemd when ready and pings its watchdog.
 struct AgentService: Service {
     let agent: Agent
+    /// Seconds between releases of code pages (``CodePages``); 0: never.
+    let codeTrim: Int
+    let logger: Logger
     func run() async throws {
         Systemd.ready(status: "enforcing the desired state of \(agent.host)")
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await agent.run() }
                 group.addTask { await Systemd.watchdogLoop() }
+                if codeTrim > 0 { group.addTask { await releaseCodePages(first: .seconds(10), every: .seconds(codeTrim)) } }
                 await group.waitForAll()
             }
         }
         Systemd.stopping()
+    }
+
+    /// Releases the mappings of code pages start-up ran and the steady state does not (see
+    /// ``CodePages``): once a little after start, then periodically.
+    func releaseCodePages(first: Duration, every: Duration) async {
+        var wait = first
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: wait) } catch { return }
+            wait = every
+            let before = CodePages.residentKiB()
+            guard let done = CodePages.release() else { continue }
+            CodePages.trimHeap()  // and the heap's free pages
+            Counter(label: "lumbung_agent_code_page_releases_total").increment()
+            Gauge(label: "lumbung_agent_code_page_released_bytes").record(done.releasedKiB * 1024)
+            logger.debug(
+                "released code page mappings",
+                metadata: [
+                    "mappings": "\(done.mappings)", "released_kib": "\(done.releasedKiB)", "failed": "\(done.failed)",
+                    "rss_before_kib": "\(before ?? -1)", "rss_after_kib": "\(CodePages.residentKiB() ?? -1)",
+                ])
+        }
     }
 }
 

@@ -48,6 +48,9 @@ struct Footprint: AsyncParsableCommand {
     @Option(help: "The agent's heartbeat_seconds (the product's default is 10).")
     var heartbeatSeconds = 10
 
+    @Option(help: "The agent's code_trim_seconds (default: the product's default, 600; 0 turns releasing code pages off).")
+    var codeTrimSeconds: Int?
+
     @Option(help: "Directory under which the temporary state directory is made.")
     var stateParent = FileManager.default.temporaryDirectory.path
 
@@ -62,6 +65,9 @@ struct Footprint: AsyncParsableCommand {
         }
         guard vms >= 0, scrapeVMs >= vms, scrapeVMs <= 4000 else { throw ValidationError("need 0 ≤ --vms ≤ --scrape-vms ≤ 4000") }
         guard (1...3600).contains(heartbeatSeconds) else { throw ValidationError("--heartbeat-seconds must be between 1 and 3600") }
+        if let codeTrimSeconds, codeTrimSeconds != 0 && !(60...86400).contains(codeTrimSeconds) {
+            throw ValidationError("--code-trim-seconds must be 0 or between 60 and 86400")
+        }
         guard FileManager.default.isExecutableFile(atPath: nodeExporter) else {
             throw ValidationError("\(nodeExporter) is not executable: apt-get install prometheus-node-exporter, or pass --node-exporter PATH")
         }
@@ -80,7 +86,7 @@ struct Footprint: AsyncParsableCommand {
         let progress: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
         let options = FootprintOptions(
             nodeExporter: nodeExporter, idleSeconds: idleSeconds, settleSeconds: settleSeconds, vms: vms, scrapeVMs: scrapeVMs, scrapes: scrapes,
-            heartbeatSeconds: heartbeatSeconds)
+            heartbeatSeconds: heartbeatSeconds, codeTrimSeconds: codeTrimSeconds)
         let run = FootprintRun(
             options: options, agentPath: agentPath, directory: directory, progress: progress,
             controller: try await BenchController.start(directory: directory + "/controller", strategy: .binpack, logger: logger))
@@ -179,6 +185,10 @@ struct FootprintReport: Codable, Sendable {
     var nodeExporterPath: String
     var nodeExporterVersion: String
     var heartbeatSeconds: Int
+    /// The agent's `code_trim_seconds` (nil: its default).
+    var codeTrimSeconds: Int?
+    /// The agent's VmRSS once it was ready, before its first release of code pages.
+    var agentReadyRSSMiB: Double
     var idleSeconds: Int
     var vms: Int
     var scrapeVMs: Int
@@ -205,10 +215,12 @@ struct FootprintReport: Codable, Sendable {
         func pct(_ v: Double) -> String { format(ms: v) + " %" }
         var out = "Lumbung agent footprint — \(date), \(cores) cores\n"
         out += "load average at start \(loadAverageAtStart ?? "?"), at end \(loadAverageAtEnd ?? "?")\n"
-        out += "agent: \(agentPath) (simulated driver, heartbeat \(heartbeatSeconds) s)\n"
+        let trim = codeTrimSeconds == 0 ? "code pages not released" : "code pages released 10 s after start, then every \(codeTrimSeconds ?? 600) s"
+        out += "agent: \(agentPath) (simulated driver, heartbeat \(heartbeatSeconds) s, \(trim))\n"
         out += "node_exporter: \(nodeExporterPath) (\(nodeExporterVersion), default collectors)\n"
         out += "idle windows of \(idleSeconds) s with nothing scraping; CPU in % of one core\n\n"
         let rows: [[String]] = [
+            ["RSS once ready, before releasing code pages (MiB)", mib(agentReadyRSSMiB), ""],
             ["RSS, idle, 0 VMs (MiB)", mib(agentIdle.rssMiB), mib(nodeExporterIdle.rssMiB)],
             ["  max sampled (MiB)", mib(agentIdle.rssMaxMiB), mib(nodeExporterIdle.rssMaxMiB)],
             ["CPU, idle, 0 VMs", pct(agentIdle.cpuPercent), pct(nodeExporterIdle.cpuPercent)],
@@ -280,6 +292,7 @@ struct FootprintOptions: Sendable {
     var scrapeVMs: Int
     var scrapes: Int
     var heartbeatSeconds: Int
+    var codeTrimSeconds: Int?
 }
 
 /// The controller, the agent and node_exporter of one run; ``stop()`` ends them all.
@@ -319,7 +332,7 @@ final class FootprintRun: @unchecked Sendable {
             driver: simulated
             state: \(directory)/agent-state
             heartbeat_seconds: \(options.heartbeatSeconds)
-            metrics_listen: 127.0.0.1:\(agentMetricsPort)
+            metrics_listen: 127.0.0.1:\(agentMetricsPort)\(options.codeTrimSeconds.map { "\ncode_trim_seconds: \($0)" } ?? "")
             simulated:
               cpus: 4096
               memory: 16TiB
@@ -335,6 +348,9 @@ final class FootprintRun: @unchecked Sendable {
         try await waitFor("the agent's host to be ready", seconds: 60) { try await admin.host(self.hostID).state == .ready }
         try await waitFor("node_exporter to answer", seconds: 30) { (try? await self.scrape(self.exporterPort)) != nil }
         try await waitFor("the agent's /metrics to answer", seconds: 30) { (try? await self.scrape(self.agentMetricsPort)) != nil }
+        // Before the agent's first release of code pages (10 s after its start).
+        let startup = ProcStat(pid: agentProcess.processIdentifier).map { Double($0.rssKiB) / 1024 } ?? 0
+        progress("agent RSS once ready: \(format(ms: startup)) MiB")
 
         progress("settling \(options.settleSeconds) s, then window 1: idle, no VMs, \(options.idleSeconds) s")
         try await Task.sleep(for: .seconds(options.settleSeconds))
@@ -362,6 +378,7 @@ final class FootprintRun: @unchecked Sendable {
             date: ISO8601DateFormatter().string(from: Date()), cores: ProcessInfo.processInfo.activeProcessorCount,
             loadAverageAtStart: loadAtStart, loadAverageAtEnd: loadAverage(), command: CommandLine.arguments, agentPath: agentPath,
             nodeExporterPath: options.nodeExporter, nodeExporterVersion: version, heartbeatSeconds: options.heartbeatSeconds,
+            codeTrimSeconds: options.codeTrimSeconds, agentReadyRSSMiB: startup,
             idleSeconds: options.idleSeconds, vms: options.vms, scrapeVMs: options.scrapeVMs, agentIdle: idle[0], nodeExporterIdle: idle[1],
             agentWithVMs: loaded[0], nodeExporterDuringVMs: loaded[1], agentScrape: agentScrape, nodeExporterScrape: exporterScrape,
             agentMemory: agentMemory, nodeExporterMemory: exporterMemory, rssGoalMet: false, cpuGoalMet: false)

@@ -33,6 +33,14 @@ import Testing
         #expect("\(#expect(throws: AgentError.self) { try AgentConfig.load(path: driver) }.map { "\($0)" } ?? "")".contains("driver must be real or simulated"))
         let beat = try write("controller: https://127.0.0.1:7443\nheartbeat_seconds: 0\n")
         #expect("\(#expect(throws: AgentError.self) { try AgentConfig.load(path: beat) }.map { "\($0)" } ?? "")".contains("heartbeat_seconds"))
+        let simulated = "controller: https://127.0.0.1:7443\ndriver: simulated\nsimulated: {cpus: 4, memory: 8GiB, pools: {ssd: 1TiB}}\n"
+        for bad in ["-1", "30", "86401"] {
+            let trim = try write(simulated + "code_trim_seconds: \(bad)\n")
+            let text = "\(#expect(throws: AgentError.self) { try AgentConfig.load(path: trim) }.map { "\($0)" } ?? "")"
+            #expect(text.contains("code_trim_seconds must be 0 (off) or between 60 and 86400, not \(bad)"), "\(text)")
+        }
+        #expect(try AgentConfig.load(path: try write(simulated + "code_trim_seconds: 0\n")).codeTrimSeconds == 0)
+        #expect(try AgentConfig.load(path: try write(simulated)).codeTrimSeconds == 600)
     }
 
     @Test func metricsTLSKeysGoTogetherAndBadFilesAreNamed() throws {

@@ -87,6 +87,20 @@ struct AgentProcessTests {
             }
             try await Task.sleep(for: .milliseconds(100))
         }
+        // 10 s after its start the agent released its mappings of start-up code (CodePages).
+        var released = ""
+        for _ in 0..<300 where !released.contains("lumbung_agent_code_page_releases_total 1") {
+            let request = HTTPClientRequest(url: "https://127.0.0.1:\(metricsPort)/metrics")
+            if let response = try? await scraper.execute(request, timeout: .seconds(5)), let body = try? await response.body.collect(upTo: 4 << 20) {
+                released = String(buffer: body)
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(released.contains("lumbung_agent_code_page_releases_total 1"))
+        let releasedBytes = released.split(separator: "\n").first { $0.hasPrefix("lumbung_agent_code_page_released_bytes ") }
+            .flatMap { $0.split(separator: " ").last }.flatMap { Double($0) } ?? 0
+        #expect(releasedBytes > 1_048_576, "the first release dropped \(releasedBytes) bytes of code mappings")
+        try await expectPromtoolClean(released, scratch: dir)
         try await scraper.shutdown()
         // Without a client certificate, or over plain HTTP, nothing is served.
         var anonymousTLS = TLSConfiguration.makeClientConfiguration()

@@ -41,6 +41,9 @@ public struct AgentConfig: Codable, Sendable, Hashable {
     /// The agent's subtree under each hierarchy: `auto` (default; under systemd on cgroup v2
     /// the unit's delegated group, else `lumbung`, see ``CgroupSubtree``) or a fixed path.
     public var cgroupSubpath: String = "auto"
+    /// Seconds between releases of the agent's mappings of code pages it no longer runs
+    /// (``CodePages``); the first is 10 s after start. 0 turns it off.
+    public var codeTrimSeconds: Int = 600
 
     /// A simulated host's size.
     public struct SimulatedHost: Codable, Sendable, Hashable {
@@ -70,12 +73,14 @@ public struct AgentConfig: Codable, Sendable, Hashable {
         case controller, state, driver, heartbeatSeconds = "heartbeat_seconds", metricsListen = "metrics_listen", pools, simulated, images, accel
         case cgroupRoot = "cgroup_root", cgroupSubpath = "cgroup_subpath", stopTimeoutSeconds = "stop_timeout_seconds"
         case metricsTLSCertificate = "metrics_tls_certificate", metricsTLSKey = "metrics_tls_key", metricsTLSClientCA = "metrics_tls_client_ca"
+        case codeTrimSeconds = "code_trim_seconds"
     }
 
     /// The keys the config accepts.
     public static let knownKeys: [String] = [
         "controller", "state", "driver", "heartbeat_seconds", "metrics_listen", "pools", "simulated", "images", "accel",
         "cgroup_root", "cgroup_subpath", "stop_timeout_seconds", "metrics_tls_certificate", "metrics_tls_key", "metrics_tls_client_ca",
+        "code_trim_seconds",
     ]
 
     public init(from decoder: any Decoder) throws {
@@ -99,6 +104,7 @@ public struct AgentConfig: Codable, Sendable, Hashable {
         metricsTLSCertificate = try c.decodeIfPresent(String.self, forKey: .metricsTLSCertificate)
         metricsTLSKey = try c.decodeIfPresent(String.self, forKey: .metricsTLSKey)
         metricsTLSClientCA = try c.decodeIfPresent(String.self, forKey: .metricsTLSClientCA)
+        codeTrimSeconds = try c.decodeIfPresent(Int.self, forKey: .codeTrimSeconds) ?? 600
     }
 
     /// Reads and checks a config file; errors name the file and the field.
@@ -126,6 +132,9 @@ public struct AgentConfig: Codable, Sendable, Hashable {
         }
         if driver == "simulated" {
             _ = try simulatedCapacity(path: path)
+        }
+        guard codeTrimSeconds == 0 || (60...86400).contains(codeTrimSeconds) else {
+            throw AgentError("\(path): code_trim_seconds must be 0 (off) or between 60 and 86400, not \(codeTrimSeconds)")
         }
         guard (1...3600).contains(stopTimeoutSeconds) else { throw AgentError("\(path): stop_timeout_seconds must be between 1 and 3600") }
         guard QEMUAccelSetting(rawValue: accel) != nil else { throw AgentError("\(path): accel must be auto, kvm or tcg, not '\(accel)'") }

@@ -10,6 +10,8 @@ public enum MetricHelp {
         "lumbung_agent_last_heartbeat_success_timestamp_seconds": "Unix time of the last report the controller accepted.",
         "lumbung_agent_controller_connected": "1 when the last call to the controller succeeded, else 0.",
         "lumbung_agent_certificate_revoked": "1 when the controller refused this host's certificate as revoked or unknown.",
+        "lumbung_agent_code_page_releases_total": "Releases of the agent's mappings of code pages unchanged from their files (code_trim_seconds).",
+        "lumbung_agent_code_page_released_bytes": "Resident bytes of code page mappings the last release dropped.",
         "lumbung_host_cpus": "CPUs of this host.",
         "lumbung_host_memory_bytes": "Memory of this host.",
         "lumbung_host_pool_size_bytes": "Size of each storage pool of this host.",
