@@ -164,6 +164,9 @@ struct AgentService: Service {
     /// Releases the mappings of code pages start-up ran and the steady state does not (see
     /// ``CodePages``): once a little after start, then periodically.
     func releaseCodePages(first: Duration, every: Duration) async {
+        // Created before the first release, so scrapers see 0 rather than nothing.
+        let releases = Counter(label: "lumbung_agent_code_page_releases_total")
+        let releasedBytes = Gauge(label: "lumbung_agent_code_page_released_bytes")
         var wait = first
         while !Task.isCancelled {
             do { try await Task.sleep(for: wait) } catch { return }
@@ -171,8 +174,8 @@ struct AgentService: Service {
             let before = CodePages.residentKiB()
             guard let done = CodePages.release() else { continue }
             CodePages.trimHeap()  // and the heap's free pages
-            Counter(label: "lumbung_agent_code_page_releases_total").increment()
-            Gauge(label: "lumbung_agent_code_page_released_bytes").record(done.releasedKiB * 1024)
+            releases.increment()
+            releasedBytes.record(done.releasedKiB * 1024)
             logger.debug(
                 "released code page mappings",
                 metadata: [
