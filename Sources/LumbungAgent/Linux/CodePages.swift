@@ -120,19 +120,8 @@ public enum CodePages {
         return nil
     }
 
-    static func readAll(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return n == 0 ? String(decoding: bytes, as: UTF8.self) : nil }
-            bytes.append(contentsOf: chunk[0..<n])
-        }
-    }
+    /// A whole /proc file (they report size 0), or nil.
+    static func readAll(_ path: String) -> String? { try? CgroupPosixFiles.read(path) }
 }
 
 // <malloc.h> is not part of Swift's Glibc module.
